@@ -1,0 +1,15 @@
+//! Plans: the file format ([`spec`]), parsing with positions ([`yaml`]), expressions
+//! ([`expr`]) and checking into the [`Plan`] the engine runs ([`check`]).
+
+pub mod check;
+pub mod diag;
+pub mod expr;
+mod inputs;
+pub mod model;
+pub mod spec;
+pub mod yaml;
+
+pub use check::{CheckEnv, load_file, load_str};
+pub use diag::{Diagnostic, Diagnostics};
+pub use model::*;
+pub use spec::{PlanSpec, plan_schema_json};

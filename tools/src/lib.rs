@@ -1,0 +1,14 @@
+//! Tools for stepwise: the typed [`Tool`] trait for authors, the object-safe [`DynTool`]
+//! the registry stores, [`ToolSpec`] with a JSON Schema of the arguments, the [`Registry`]
+//! that validates arguments before every call, and the built-in tools.
+
+pub mod builtin;
+mod context;
+mod error;
+mod registry;
+mod spec;
+
+pub use context::{NetPolicy, ToolContext};
+pub use error::ToolError;
+pub use registry::{Registry, ToolInfo, closest};
+pub use spec::{DynTool, Tool, ToolSpec, Typed, schema_value, typed};
