@@ -1,1 +1,124 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: find the `stepwise` binary and run it in a
+//! scratch directory with its own database and workspace, the way a user would.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// Path of the `stepwise` binary of this workspace, built on first use.
+pub fn stepwise_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("STEPWISE_BIN") {
+            return PathBuf::from(p);
+        }
+        // Test executables live in target/<profile>/deps; the binary in target/<profile>.
+        let exe = std::env::current_exe().expect("current exe");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+        let bin = profile_dir.join("stepwise");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "stepwise-runtime", "--bin", "stepwise"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building stepwise failed");
+        assert!(bin.exists(), "{} missing after build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// Root of the repository.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A scratch directory with a database and a workspace for one test.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("ws")).unwrap();
+        Sandbox { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.path("journal.db")
+    }
+
+    pub fn workspace(&self) -> PathBuf {
+        self.path("ws")
+    }
+
+    /// Write a file under the sandbox and return its path.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// A `stepwise` command bound to this sandbox's database and workspace.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(stepwise_bin());
+        c.current_dir(self.dir.path())
+            .env("STEPWISE_DB", self.db())
+            .env("STEPWISE_WORKSPACE", self.workspace())
+            .env_remove("STEPWISE_LOG")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Run `stepwise ARGS…` to completion.
+    pub fn run(&self, args: &[&str]) -> Out {
+        Out(self.cmd().args(args).output().unwrap())
+    }
+}
+
+/// Output of a finished command, with helpers for assertions.
+pub struct Out(pub Output);
+
+impl Out {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout().trim()).unwrap_or_else(|e| {
+            panic!("stdout is not one JSON value ({e}):\n{}\nstderr:\n{}", self.stdout(), self.stderr())
+        })
+    }
+    /// Panic with both streams unless the exit code is `code`.
+    pub fn expect_code(self, code: i32) -> Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}
