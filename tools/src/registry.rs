@@ -146,14 +146,29 @@ fn check_args(name: &str, validator: &jsonschema::Validator, args: &Value) -> Re
         None => Ok(()),
         Some(first) => {
             let path = first.instance_path().to_string();
+            let mut field = path.trim_start_matches('/').replace('/', ".");
+            let join = |f: &str, p: &str| {
+                if f.is_empty() {
+                    p.to_string()
+                } else {
+                    format!("{f}.{p}")
+                }
+            };
+            let message = match first.kind() {
+                jsonschema::error::ValidationErrorKind::Required { property } => {
+                    field = join(&field, property.as_str().unwrap_or_default());
+                    "is required but missing".to_string()
+                }
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                    field = join(&field, &unexpected.join(", "));
+                    "is not a parameter of this tool".to_string()
+                }
+                _ => first.to_string(),
+            };
             Err(ToolError::InvalidArguments {
                 tool: name.to_string(),
-                field: if path.is_empty() {
-                    "(root)".into()
-                } else {
-                    path.trim_start_matches('/').replace('/', ".")
-                },
-                message: first.to_string(),
+                field: if field.is_empty() { "(root)".into() } else { field },
+                message,
             })
         }
     }

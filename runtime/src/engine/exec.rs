@@ -14,6 +14,9 @@ use crate::journal::{Op, json_text, now_us};
 use crate::plan::expr::{Expr, Template, from_dynamic};
 use crate::plan::{ErrorAction, Plan, Step, StepKind, StepList};
 
+/// How long a step may run before its start is written to the journal on its own.
+const START_GRACE: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Why a list stopped: a step failed and nothing handled it.
 #[derive(Debug, Clone)]
 pub(crate) struct Failure {
@@ -211,30 +214,51 @@ impl RunCtx {
             if self.cancel.is_cancelled() {
                 return Err(at_fail("cancelled".into()));
             }
-            self.shared.journal.submit(vec![Op::StepStarted {
+            // The start record rides with the step's finish commit when the step is quick
+            // (one commit per step); a step still running after a moment has its start
+            // record written on its own so the journal shows it as running.
+            let mut start = Some(Op::StepStarted {
                 run: self.id.clone(),
                 key: key.clone(),
                 step_id: step.id.clone(),
                 kind: step.kind.name(),
                 attempt,
                 seq: self.next_step_seq(),
+                ev: self.next_event(),
                 at: now_us(),
-            }]);
+            });
             self.emit(EngineEvent::StepStarted {
                 run: self.id.clone(),
                 key: key.clone(),
                 attempt,
             });
             let exec = self.clone().execute(step.clone(), scope.clone(), key.clone());
-            let result = match step.timeout {
-                Some(t) => match tokio::time::timeout(t, exec).await {
-                    Ok(r) => r,
-                    Err(_) => Err(AttemptError {
-                        message: format!("timed out after {}", humantime::format_duration(t)),
-                        retryable: true,
-                    }),
-                },
-                None => exec.await,
+            let timed = async {
+                match step.timeout {
+                    Some(t) => match tokio::time::timeout(t, exec).await {
+                        Ok(r) => r,
+                        Err(_) => Err(AttemptError {
+                            message: format!("timed out after {}", humantime::format_duration(t)),
+                            retryable: true,
+                        }),
+                    },
+                    None => exec.await,
+                }
+            };
+            tokio::pin!(timed);
+            let result = tokio::select! {
+                biased;
+                r = &mut timed => r,
+                _ = tokio::time::sleep(START_GRACE) => {
+                    if let Some(op) = start.take() {
+                        self.shared.journal.submit(vec![op]);
+                    }
+                    timed.await
+                }
+            };
+            let with_start = |op: Op, start: &mut Option<Op>| match start.take() {
+                Some(s) => vec![s, op],
+                None => vec![op],
             };
             match result {
                 Ok(output) => {
@@ -243,9 +267,8 @@ impl RunCtx {
                     } else {
                         Some(json_text(&output))
                     };
-                    self.shared
-                        .journal
-                        .commit(vec![Op::StepFinished {
+                    let ops = with_start(
+                        Op::StepFinished {
                             run: self.id.clone(),
                             key: key.clone(),
                             step_id: step.id.clone(),
@@ -256,7 +279,12 @@ impl RunCtx {
                             error: None,
                             seq: self.next_event(),
                             at: now_us(),
-                        }])
+                        },
+                        &mut start,
+                    );
+                    self.shared
+                        .journal
+                        .commit(ops)
                         .await
                         .map_err(|e| at_fail(format!("journal: {e}")))?;
                     let r = StepResult {
@@ -276,14 +304,18 @@ impl RunCtx {
                 }
                 Err(e) if e.retryable && tries < step.retry.attempts && !self.cancel.is_cancelled() => {
                     let delay = step.retry.delay_before(tries + 1);
-                    self.shared.journal.submit(vec![Op::AttemptFailed {
-                        run: self.id.clone(),
-                        key: key.clone(),
-                        attempt,
-                        error: e.message.clone(),
-                        seq: self.next_event(),
-                        at: now_us(),
-                    }]);
+                    let ops = with_start(
+                        Op::AttemptFailed {
+                            run: self.id.clone(),
+                            key: key.clone(),
+                            attempt,
+                            error: e.message.clone(),
+                            seq: self.next_event(),
+                            at: now_us(),
+                        },
+                        &mut start,
+                    );
+                    self.shared.journal.submit(ops);
                     self.emit(EngineEvent::StepRetrying {
                         run: self.id.clone(),
                         key: key.clone(),
@@ -303,9 +335,8 @@ impl RunCtx {
                         e.message
                     };
                     let handled = !self.cancel.is_cancelled() && step.on_error != ErrorAction::Fail;
-                    self.shared
-                        .journal
-                        .commit(vec![Op::StepFinished {
+                    let ops = with_start(
+                        Op::StepFinished {
                             run: self.id.clone(),
                             key: key.clone(),
                             step_id: step.id.clone(),
@@ -316,7 +347,12 @@ impl RunCtx {
                             error: Some(message.clone()),
                             seq: self.next_event(),
                             at: now_us(),
-                        }])
+                        },
+                        &mut start,
+                    );
+                    self.shared
+                        .journal
+                        .commit(ops)
                         .await
                         .map_err(|e| at_fail(format!("journal: {e}")))?;
                     let dur = started.elapsed().as_micros() as u64;

@@ -34,7 +34,7 @@ pub enum Op {
         seq: i64,
         at: i64,
     },
-    /// An attempt of a step began.
+    /// An attempt of a step began. `seq` orders steps; `ev` is the event's sequence number.
     StepStarted {
         run: String,
         key: String,
@@ -42,6 +42,7 @@ pub enum Op {
         kind: &'static str,
         attempt: u32,
         seq: i64,
+        ev: i64,
         at: i64,
     },
     /// An attempt failed (the step may retry).
@@ -185,6 +186,7 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
             kind,
             attempt,
             seq,
+            ev,
             at,
         } => {
             conn.prepare_cached(
@@ -197,7 +199,7 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
                 "INSERT OR REPLACE INTO attempts (run_id, key, attempt, status, started_at) VALUES (?1, ?2, ?3, 'running', ?4)",
             )?
             .execute(params![run, key, attempt, at])?;
-            event(conn, run, *seq, *at, "step_started", Some(key), None)
+            event(conn, run, *ev, *at, "step_started", Some(key), None)
         }
         Op::AttemptFailed {
             run,

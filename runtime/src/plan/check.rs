@@ -114,6 +114,7 @@ fn check_source(
     })?;
 
     let mut value = value;
+    code_scalars_as_text(&mut value, false);
     let mut diags = structural_errors(&value, &spans, file);
     // Unknown fields are reported, then dropped, so the meaning of the rest can still be
     // checked and every problem shows up in one pass.
@@ -250,6 +251,25 @@ fn structural_errors(value: &Value, spans: &SpanMap, file: &str) -> Vec<Diagnost
     }
     out.dedup();
     out
+}
+
+/// `script: 1` or `when: true` are code, not numbers: keep their text so they parse as the
+/// Rhai they are.
+fn code_scalars_as_text(v: &mut Value, in_code_parent: bool) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                let code = matches!(k.as_str(), "script" | "when" | "items");
+                if code && (x.is_number() || x.is_boolean()) {
+                    *x = Value::String(x.to_string());
+                } else {
+                    code_scalars_as_text(x, code);
+                }
+            }
+        }
+        Value::Array(a) if !in_code_parent => a.iter_mut().for_each(|x| code_scalars_as_text(x, false)),
+        _ => {}
+    }
 }
 
 /// Remove the fields the plan schema does not know (each already reported), recording the
@@ -430,6 +450,13 @@ impl Checker<'_> {
                 Value::String(t) => json!({ "type": t }),
                 other => other.clone(),
             };
+            if expr::compile(self.env.engine, &format!("inputs.{name}"), false).is_err() {
+                self.err(
+                    &format!("{path}#"),
+                    format!("input name `{name}` cannot be used in expressions"),
+                )
+                .hint = Some("use letters, digits and `_`, and avoid Rhai keywords".into());
+            }
             if let Err(e) = jsonschema::validator_for(&schema) {
                 self.err(&path, format!("input `{name}` has an invalid schema: {e}"));
             }
@@ -455,6 +482,12 @@ impl Checker<'_> {
             if !valid_id(&s.id) {
                 self.err(&format!("{p}/id"), format!("step id `{}` is not valid", s.id))
                     .hint = Some("ids use letters, digits and `_` and do not start with a digit".into());
+            } else if expr::compile(self.env.engine, &format!("steps.{}", s.id), false).is_err() {
+                self.err(
+                    &format!("{p}/id"),
+                    format!("step id `{}` is a reserved word in expressions", s.id),
+                )
+                .hint = Some(format!("`steps.{}` could not be written; choose another id", s.id));
             } else if let Some(first) = self.ids.get(&s.id).cloned() {
                 let first_pos = self.spans.pos(&first);
                 self.err(&format!("{p}/id"), format!("duplicate step id `{}`", s.id))
@@ -496,7 +529,11 @@ impl Checker<'_> {
             Err(e) => {
                 let pos = self.spans.pos_in_scalar(path, e.line, e.col);
                 let what = if script { "script" } else { "expression" };
-                self.err_at(pos, format!("{what} error: {}", e.message));
+                let lost = self.spans.lost_to_comment(path);
+                let d = self.err_at(pos, format!("{what} error: {}", e.message));
+                if lost {
+                    d.hint = Some("in YAML an unquoted ` #` starts a comment (Rhai maps are `#{…}`): quote the value or use a `|` block".into());
+                }
                 None
             }
         }

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 /// A stepwise plan: typed inputs, a list of steps, and outputs computed from them.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "stepwise plan", extend("$id" = "https://stepwise.dev/schema/plan-v1.json"))]
+#[schemars(title = "stepwise plan")]
 pub struct PlanSpec {
     /// Format version. Always `1`.
     #[schemars(range(min = 1, max = 1))]
