@@ -75,24 +75,34 @@ impl RunCtx {
     ) -> BoxFuture<'a, Result<Value, Failure>> {
         Box::pin(async move {
             let n = list.steps.len();
+            // Dependency counting: `waiting_on[i]` unfinished steps before `i` may start;
+            // `users[d]` are the steps that wait for `d`.
+            let mut waiting_on: Vec<usize> = list.deps.iter().map(Vec::len).collect();
+            let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
+            for (i, deps) in list.deps.iter().enumerate() {
+                for &d in deps {
+                    users[d].push(i);
+                }
+            }
             let mut slots = vec![Slot::Waiting; n];
             let mut results: Vec<Option<StepResult>> = vec![None; n];
+            let mut ready: Vec<usize> = (0..n).filter(|&i| waiting_on[i] == 0).rev().collect();
             let mut running = FuturesUnordered::new();
             loop {
-                // Start every waiting step whose dependencies are done.
-                for i in 0..n {
-                    if slots[i] == Slot::Waiting && list.deps[i].iter().all(|&d| slots[d] == Slot::Done) {
-                        slots[i] = Slot::Running;
-                        let step = list.steps[i].clone();
-                        let me = self.clone();
-                        let sc = scope.clone();
-                        running.push(async move { (i, me.run_step(step, sc).await) });
+                while let Some(i) = ready.pop() {
+                    if slots[i] != Slot::Waiting {
+                        continue;
                     }
+                    slots[i] = Slot::Running;
+                    let step = list.steps[i].clone();
+                    let me = self.clone();
+                    let sc = scope.clone();
+                    running.push(async move { (i, me.run_step(step, sc).await) });
                 }
                 let Some((i, done)) = running.next().await else {
                     break;
                 };
-                slots[i] = Slot::Done;
+                let mut finished = vec![i];
                 match done {
                     Ok(Done::Finished(r)) => results[i] = Some(r),
                     Ok(Done::Goto(r, target)) => {
@@ -100,23 +110,29 @@ impl RunCtx {
                         for j in (i + 1)..target {
                             if slots[j] == Slot::Waiting {
                                 slots[j] = Slot::Done;
-                                let step = &list.steps[j];
+                                let why = format!(
+                                    "skipped: `{}` failed and jumped to `{}`",
+                                    list.steps[i].id, list.steps[target].id
+                                );
                                 let skipped = self
-                                    .record_skip(
-                                        step,
-                                        &scope,
-                                        Some(format!(
-                                            "skipped: `{}` failed and jumped to `{}`",
-                                            list.steps[i].id, list.steps[target].id
-                                        )),
-                                    )
+                                    .record_skip(&list.steps[j], &scope, Some(why))
                                     .await
                                     .map_err(|message| Failure { message })?;
                                 results[j] = Some(skipped);
+                                finished.push(j);
                             }
                         }
                     }
                     Err(f) => return Err(f),
+                }
+                slots[i] = Slot::Done;
+                for d in finished {
+                    for &u in &users[d] {
+                        waiting_on[u] -= 1;
+                        if waiting_on[u] == 0 {
+                            ready.push(u);
+                        }
+                    }
                 }
             }
             Ok(results

@@ -91,8 +91,9 @@ impl EngineConfig {
         EngineConfig {
             workspace: workspace.into(),
             script_limits: Limits::default(),
+            // Conditions and templates run on the async executor: keep them short.
             expr_limits: Limits {
-                max_operations: 1_000_000,
+                max_operations: 200_000,
                 timeout: Duration::from_secs(1),
                 ..Limits::default()
             },
