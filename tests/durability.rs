@@ -155,3 +155,47 @@ fn default_database_lives_in_the_xdg_data_dir() {
         .unwrap();
     assert_eq!(n, 1);
 }
+
+#[test]
+fn each_step_is_committed_before_the_next_starts() {
+    let sb = Sandbox::new();
+    let plan = sb.write(
+        "slow.yaml",
+        "version: 1\nname: slow\nsteps:\n  - id: first\n    script: 40 + 2\n  - id: wait\n    tool: util.sleep\n    with: {ms: 1500}\n  - id: never_before_wait\n    tool: util.noop\n",
+    );
+    let mut child = sb
+        .cmd()
+        .args(["run", plan.to_str().unwrap(), "--json"])
+        .spawn()
+        .unwrap();
+    // While `wait` sleeps, another connection already sees `first` finished with its output,
+    // `wait` running, and nothing of the step after it.
+    let t0 = Instant::now();
+    let seen = loop {
+        assert!(t0.elapsed() < Duration::from_secs(30), "never saw `wait` running");
+        std::thread::sleep(Duration::from_millis(20));
+        let Ok(conn) = rusqlite::Connection::open_with_flags(sb.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        else {
+            continue;
+        };
+        let rows: Vec<(String, String, Option<String>)> = match conn.prepare(
+            "SELECT s.key, s.status, o.value FROM steps s LEFT JOIN outputs o ON o.run_id = s.run_id AND o.key = s.key ORDER BY s.seq",
+        ) {
+            Ok(mut st) => st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect(),
+            Err(_) => continue,
+        };
+        if rows.iter().any(|r| r.0 == "wait" && r.1 == "running") {
+            break rows;
+        }
+    };
+    assert_eq!(
+        seen[0],
+        ("first".to_string(), "succeeded".to_string(), Some("42".to_string()))
+    );
+    assert!(seen.iter().all(|r| r.0 != "never_before_wait"), "{seen:?}");
+    assert!(child.wait().unwrap().success());
+}

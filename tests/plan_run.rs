@@ -271,3 +271,54 @@ fn progress_lines_and_runs_list() {
     assert_eq!(list[0]["plan_name"], "prog");
     assert_eq!(list[0]["status"], "succeeded");
 }
+
+#[test]
+fn json_plans_run_and_deep_recursion_is_stopped() {
+    let sb = Sandbox::new();
+    let f = sb.write(
+        "p.json",
+        r#"{"version": 1, "name": "j", "outputs": {"v": "${steps.a.output}"},
+            "steps": [{"id": "a", "script": "fn f(n) { if n == 0 { 0 } else { 1 + f(n - 1) } } f(10)"}]}"#,
+    );
+    let v = sb.run(&["run", f.to_str().unwrap(), "--json"]).expect_code(0).json();
+    assert_eq!(v["outputs"]["v"], 10);
+    let f = sb.write(
+        "deep.yaml",
+        "version: 1\nname: deep\nsteps:\n  - id: a\n    script: |\n      fn f(n) { 1 + f(n + 1) }\n      f(0)\n",
+    );
+    let v = sb.run(&["run", f.to_str().unwrap(), "--json"]).expect_code(1).json();
+    assert!(v["error"].as_str().unwrap().contains("nested deeper"), "{v}");
+}
+
+#[test]
+fn engine_benchmark_reports_every_case() {
+    let sb = Sandbox::new();
+    let dir = sb.path("bench");
+    let v = sb
+        .run(&[
+            "bench",
+            "engine",
+            "--quick",
+            "--reps",
+            "1",
+            "--json",
+            "--dir",
+            dir.to_str().unwrap(),
+        ])
+        .expect_code(0)
+        .json();
+    let names: Vec<String> = v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    for want in ["linear 10", "linear 100", "fan-out", "for_each", "concurrent"] {
+        assert!(names.iter().any(|n| n.contains(want)), "{want} missing from {names:?}");
+    }
+    for c in v["cases"].as_array().unwrap() {
+        assert!(c["per_unit_us"].as_f64().unwrap() > 0.0, "{c}");
+    }
+    assert!(v["peak_rss_mb"].as_f64().unwrap() > 1.0);
+    assert!(v["journal_bytes_per_step"][1][1].as_f64().unwrap() > 0.0, "{v}");
+}

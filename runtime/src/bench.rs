@@ -78,7 +78,7 @@ fn fanout(k: usize) -> String {
 
 fn looped(n: usize) -> String {
     format!(
-        "version: 1\nname: loop-{n}\nsteps:\n  - id: loop\n    for_each:\n      items: range(0, {n})\n      steps:\n        - id: body\n          tool: util.noop\n"
+        "version: 1\nname: loop-{n}\nsteps:\n  - id: iterate\n    for_each:\n      items: range(0, {n})\n      steps:\n        - id: body\n          tool: util.noop\n"
     )
 }
 
