@@ -8,7 +8,7 @@ mod error;
 mod registry;
 mod spec;
 
-pub use context::{NetPolicy, ToolContext};
+pub use context::{NetPolicy, ToolContext, default_data_dir};
 pub use error::ToolError;
 pub use registry::{Registry, ToolInfo, closest};
 pub use spec::{DynTool, Tool, ToolSpec, Typed, schema_value, typed};
