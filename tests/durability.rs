@@ -81,7 +81,7 @@ name: fix
 tools:
   allow: [file.*]
 outputs:
-  got: ${steps.read.output.content}
+  got: ${steps.read.output.text}
 steps:
   - id: first
     tool: file.write
