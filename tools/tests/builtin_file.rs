@@ -199,6 +199,10 @@ async fn read_refuses_binary_large_missing_and_directories() {
         if field == "path" && message.contains("`nope.txt` does not exist")),
         "{e}"
     );
+    std::fs::create_dir(s.ws.join("notes")).unwrap();
+    std::fs::write(s.ws.join("notes/plan.md"), "# plan").unwrap();
+    let e = fails(call("file.read", json!({"path": "notes/plna.md"}), &s.cx).await);
+    assert!(e.to_string().contains("did you mean `notes/plan.md`?"), "{e}");
     std::fs::create_dir(s.ws.join("d")).unwrap();
     let e = fails(call("file.read", json!({"path": "d"}), &s.cx).await);
     assert!(e.to_string().contains("is a directory"), "{e}");

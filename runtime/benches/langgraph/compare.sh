@@ -38,6 +38,9 @@ TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | "$PY" 
 SW="$TARGET_DIR/release/stepwise"
 [[ -x "$SW" ]] || { echo "compare.sh: $SW was not built" >&2; exit 1; }
 
+# Other work on the machine inflates every figure: keep the load beside the numbers.
+LOAD_BEFORE="$(cut -d' ' -f1 /proc/loadavg)"
+
 echo "== stepwise bench engine (synchronous=NORMAL)" >&2
 "$SW" bench engine --json "${QUICK[@]}" > "$OUT/stepwise.json"
 if [[ $WITH_FULL == 1 ]]; then
@@ -78,5 +81,8 @@ print(json.dumps({"tool": "loop", "stepwise_version_ms": med([sw, "--version"], 
                   "python_ms": med([py, "-c", "pass"], 10), "langgraph_import_ms": med([py, "-c", imp], 10)}))
 EOF
 fi
+
+printf '{"load_before": %s, "load_after": %s, "cores": %s}\n' \
+    "$LOAD_BEFORE" "$(cut -d' ' -f1 /proc/loadavg)" "$(nproc)" > "$OUT/machine.json"
 
 "$PY" "$HERE/report.py" "$OUT"

@@ -42,7 +42,13 @@ def main():
     p = print
     p(f"\nstepwise vs LangGraph {lg['langgraph']} (checkpoint-sqlite {lg['langgraph_checkpoint_sqlite']}, "
       f"Python {lg['python']}), same machine, one run")
-    p(f"bare SQLite commit here: {sw['sqlite_commit_us']:.1f} µs (WAL, synchronous=NORMAL)\n")
+    p(f"bare SQLite commit here: {sw['sqlite_commit_us']:.1f} µs (WAL, synchronous=NORMAL)")
+    m = load(d, "machine.json")
+    if m:
+        busy = max(m["load_before"], m["load_after"]) > m["cores"]
+        p(f"load average {m['load_before']} before, {m['load_after']} after, on {m['cores']} cores"
+          + ("  ← busy machine: every figure is inflated, compare ratios only" if busy else ""))
+    p()
     p("per-step overhead, linear chain of N no-op steps, µs/step (median)")
     p(f"{'':34}" + "".join(f"{'N=' + n:>11}" for n in sizes))
     rows = [("stepwise, journaled (NORMAL)", sw_lin)]
@@ -106,7 +112,7 @@ def main():
         "below_no_checkpointer": all(v > 1 for v in summary["ratios"]["no_checkpointer"].values()),
     }
     summary.update(concurrent={"stepwise": sw_rps, "langgraph": lg_rps}, bytes_per_step={"stepwise": sw_b, "langgraph": lg_b},
-                   cold=cold)
+                   cold=cold, machine=m)
     json.dump(summary, open(os.path.join(d, "summary.json"), "w"), indent=1)
 
 

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{bad_path, blocking, confine, io_error};
+use super::{bad_path, blocking, confine, io_error, not_found};
 use crate::{Tool, ToolContext, ToolError};
 
 /// Most entries one call returns.
@@ -68,7 +68,10 @@ fn list(workspace: &std::path::Path, args: ListArgs) -> Result<ListOutput, ToolE
     let c = confine(TOOL, workspace, &args.path)?;
     let shown = c.shown();
     let dir = c.dir(TOOL)?;
-    let meta = dir.metadata(c.cap_path()).map_err(|e| io_error(TOOL, &shown, e))?;
+    let meta = dir.metadata(c.cap_path()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => not_found(TOOL, &dir, &c),
+        _ => io_error(TOOL, &shown, e),
+    })?;
     if !meta.is_dir() {
         return Err(bad_path(
             TOOL,

@@ -140,6 +140,29 @@ pub fn confine(tool: &str, workspace: &Path, path: &str) -> Result<Confined, Too
     Ok(Confined { root, rel, resolved })
 }
 
+/// `c` does not exist: say so, with the closest name in its directory as a hint.
+pub(crate) fn not_found(tool: &str, dir: &Dir, c: &Confined) -> ToolError {
+    let shown = c.shown();
+    let hint = c.resolved.file_name().and_then(|name| {
+        let parent = c.resolved.parent().filter(|p| !p.as_os_str().is_empty());
+        let entries = dir.read_dir(parent.unwrap_or(Path::new("."))).ok()?;
+        let names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .take(10_000)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let best = crate::closest(&name.to_string_lossy(), names.iter().map(String::as_str))?;
+        Some(c.rel.with_file_name(best).to_string_lossy().into_owned())
+    });
+    match hint {
+        Some(h) => bad_path(
+            tool,
+            format!("`{shown}` does not exist in the workspace; did you mean `{h}`?"),
+        ),
+        None => bad_path(tool, format!("`{shown}` does not exist in the workspace")),
+    }
+}
+
 /// Turn an I/O error on `shown` into a tool error a user can act on.
 pub(crate) fn io_error(tool: &str, shown: &str, e: io::Error) -> ToolError {
     match e.kind() {

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{bad_path, blocking, confine, io_error};
+use super::{bad_path, blocking, confine, io_error, not_found};
 use crate::{Tool, ToolContext, ToolError};
 
 /// Default largest file `file.read` returns, in bytes.
@@ -49,7 +49,10 @@ fn read(workspace: &std::path::Path, args: ReadArgs) -> Result<ReadOutput, ToolE
     let shown = c.shown();
     let dir = c.dir(TOOL)?;
     // Check the kind before opening: opening a FIFO for reading would block.
-    let meta = dir.metadata(c.cap_path()).map_err(|e| io_error(TOOL, &shown, e))?;
+    let meta = dir.metadata(c.cap_path()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => not_found(TOOL, &dir, &c),
+        _ => io_error(TOOL, &shown, e),
+    })?;
     if meta.is_dir() {
         return Err(bad_path(
             TOOL,
