@@ -40,6 +40,8 @@ pub struct ToolContext {
     pub run_id: Option<String>,
     /// Step key (`fetch`, `fan[3].lookup`) this call belongs to, if any.
     pub step: Option<String>,
+    /// Where progress, logs and questions of the call go (an MCP client calling stepwise).
+    pub interaction: Option<crate::InteractionHandle>,
 }
 
 impl ToolContext {
@@ -51,6 +53,7 @@ impl ToolContext {
             cancel: CancellationToken::new(),
             run_id: None,
             step: None,
+            interaction: None,
         }
     }
 
