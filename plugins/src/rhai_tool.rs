@@ -244,8 +244,17 @@ impl DynTool for RhaiTool {
     }
 }
 
-/// `log`, `progress` and `ask` for tool functions.
+/// `log`, `progress`, `ask`, `sleep` and `to_json` for tool functions.
 fn register_interaction(engine: &mut Engine, ix: Option<InteractionHandle>, handle: tokio::runtime::Handle) {
+    // A short pause (at most 10 s), e.g. between progress reports.
+    engine.register_fn("sleep", |ms: rhai::INT| {
+        std::thread::sleep(Duration::from_millis(ms.clamp(0, 10_000) as u64));
+    });
+    engine.register_fn("to_json", |v: Dynamic| -> String {
+        rhai::serde::from_dynamic::<Value>(&v)
+            .map(|j| j.to_string())
+            .unwrap_or_default()
+    });
     let (i1, h1) = (ix.clone(), handle.clone());
     engine.register_fn("log", move |level: &str, message: Dynamic| {
         if let Some(i) = &i1 {

@@ -238,21 +238,39 @@ impl McpServer {
         .map_err(|e| format!("internal error building the client info: {e}"))
     }
 
-    /// Start (or reach) the server and do the handshake, within the startup timeout.
+    /// Start (or reach) the server and do the handshake, within the startup timeout. In
+    /// `auto` mode a server that answers `server/discover` with something other than a
+    /// discovery result or an error (some answer `{}`) is tried again with `initialize`.
     async fn connect(&self) -> Result<Arc<Service>, String> {
+        match self.protocol {
+            ProtocolChoice::Auto => {
+                let auto = ClientLifecycleMode::Auto {
+                    preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                    legacy_version: Some(ProtocolVersion::V_2025_11_25),
+                };
+                match self.connect_with(auto).await {
+                    Ok(s) => Ok(s),
+                    Err(e) if !e.contains("did not finish the MCP handshake") => {
+                        tracing::debug!(plugin = %self.name, "discovery failed ({e}); trying `initialize`");
+                        self.connect_with(ClientLifecycleMode::Initialize).await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            ProtocolChoice::V2025_11_25 => self.connect_with(ClientLifecycleMode::Initialize).await,
+            ProtocolChoice::V2026_07_28 => {
+                self.connect_with(ClientLifecycleMode::Discover {
+                    preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                })
+                .await
+            }
+        }
+    }
+
+    async fn connect_with(&self, lifecycle: ClientLifecycleMode) -> Result<Arc<Service>, String> {
         let handler = Handler {
             info: self.client_config(ProtocolVersion::V_2025_11_25)?,
             server: self.me.clone(),
-        };
-        let lifecycle = match self.protocol {
-            ProtocolChoice::Auto => ClientLifecycleMode::Auto {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-                legacy_version: Some(ProtocolVersion::V_2025_11_25),
-            },
-            ProtocolChoice::V2025_11_25 => ClientLifecycleMode::Initialize,
-            ProtocolChoice::V2026_07_28 => ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            },
         };
         let what = self.target.describe();
         let fut = async {

@@ -64,6 +64,10 @@ pub struct ProbeArgs {
     /// Arguments of `--call`, as a JSON object.
     #[arg(long, default_value = "{}")]
     args: String,
+    /// One argument of `--call` as `NAME=VALUE` (VALUE is read as JSON when it parses, else
+    /// as a string). Repeatable; wins over `--args`.
+    #[arg(long = "arg", value_name = "NAME=VALUE")]
+    arg: Vec<String>,
     /// Protocol negotiation: `auto`, `2025-11-25` or `2026-07-28`.
     #[arg(long, default_value = "auto")]
     protocol: String,
@@ -173,7 +177,14 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn probe(a: ProbeArgs) -> anyhow::Result<ExitCode> {
-    let args: Value = serde_json::from_str(&a.args).context("--args must be a JSON object")?;
+    let mut args: Value = serde_json::from_str(&a.args).context("--args must be a JSON object")?;
+    for kv in &a.arg {
+        let (k, v) = kv.split_once('=').context("--arg: write it as NAME=VALUE")?;
+        let v = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+        if let Value::Object(m) = &mut args {
+            m.insert(k.to_string(), v);
+        }
+    }
     let registry = stepwise_tools::Registry::new();
     let workspace = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let host = stepwise_plugins::PluginHost::new(registry.clone(), workspace.clone());

@@ -82,7 +82,7 @@ pub fn read_plugin_dir(dir: &Path) -> Result<Vec<PluginDecl>, Diagnostics> {
                 out.push(decl(&name, spec, &display, Some(&f), "", &spans));
             }
             Err(e) => {
-                let pointer = format!("/{}", e.path().to_string().replace('.', "/"));
+                let pointer = format!("/{}", e.path().to_string().replace(['.', '['], "/").replace(']', ""));
                 diags.push(
                     Diagnostic::new(
                         &display,
