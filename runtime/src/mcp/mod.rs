@@ -1,6 +1,7 @@
 //! `stepwise mcp serve` (stepwise as an MCP server over stdio or streamable HTTP) and
 //! `stepwise mcp probe` (a small MCP client on the same code as plan plugins).
 
+pub mod bench;
 pub mod server;
 
 use std::collections::BTreeMap;
