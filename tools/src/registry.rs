@@ -124,6 +124,7 @@ impl Registry {
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(_, e)| e.origin.clone())
             .collect();
+        out.sort();
         out.dedup();
         out
     }
