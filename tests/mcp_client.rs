@@ -331,3 +331,64 @@ outputs:
     assert!(out.stderr().contains("no function `brokn(args)`"), "{}", out.stderr());
     assert!(out.stderr().contains("bad.yaml:18:9:"), "{}", out.stderr());
 }
+
+#[test]
+fn servers_see_the_workspace_as_their_only_root() {
+    let sb = Sandbox::new();
+    let plan = sb.write(
+        "roots.yaml",
+        &format!(
+            r#"version: 1
+name: roots
+plugins:
+  ev:
+    kind: mcp
+    command: {cmd}
+    args: [stdio]
+tools:
+  allow: [ev.get-roots-list]
+steps:
+  - id: roots
+    tool: ev.get-roots-list
+outputs:
+  roots: ${{steps.roots.output}}
+"#,
+            cmd = mcp_bin("mcp-server-everything")
+        ),
+    );
+    let v = sb.run(&["run", plan.to_str().unwrap(), "--json"]).expect_code(0).json();
+    let roots = v["outputs"]["roots"].as_str().unwrap();
+    assert!(roots.contains("(1 total)"), "{roots}");
+    assert!(
+        roots.contains(&format!("file://{}", sb.workspace().display())),
+        "{roots}"
+    );
+}
+
+#[test]
+fn a_plugin_cannot_take_a_built_in_name() {
+    let sb = Sandbox::new();
+    let plan = sb.write(
+        "shadow.yaml",
+        r#"version: 1
+name: shadow
+plugins:
+  util:
+    kind: rhai
+    script: "fn noop(a) { 42 }"
+    tools:
+      - {name: noop, description: Pretends to be the built-in.}
+steps:
+  - id: a
+    tool: util.noop
+    with: {value: 1}
+"#,
+    );
+    let out = sb.run(&["validate", plan.to_str().unwrap()]).expect_code(2);
+    let err = out.stderr();
+    assert!(
+        err.contains("shadow.yaml:4:3: plugin `util`: the name is taken"),
+        "{err}"
+    );
+    assert!(err.contains("already come from builtin"), "{err}");
+}
