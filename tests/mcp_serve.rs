@@ -67,6 +67,14 @@ outputs:
     assert_eq!(greet["parameters"]["required"][0], "who", "{greet}");
     assert_eq!(greet["description"], "Greets someone by name.");
 
+    // stepwise serves both protocol generations; its own client prefers 2026-07-28 through
+    // `server/discover`.
+    let plugins = sb
+        .run(&["plugins", "list", "--json", "--plan", plan.to_str().unwrap()])
+        .expect_code(0)
+        .json();
+    assert_eq!(plugins[0]["protocol"], "2026-07-28", "{plugins}");
+
     let v = sb.run(&["run", plan.to_str().unwrap(), "--json"]).expect_code(0).json();
     let result = &v["outputs"]["result"];
     assert_eq!(result["status"], "succeeded", "{v}");

@@ -199,6 +199,7 @@ impl McpServer {
                 message,
             },
         })?;
+        server.follow_list_changed(&service);
         *server.conn.lock().await = Conn::Up { service, generation };
         Ok(server)
     }
@@ -423,6 +424,7 @@ impl McpServer {
                 if let Err(e) = self.refresh_tools(&service).await {
                     tracing::warn!(plugin = %self.name, "tools not refreshed after restart: {}", e.message());
                 }
+                self.follow_list_changed(&service);
                 *conn = Conn::Up {
                     service: service.clone(),
                     generation,
@@ -496,6 +498,38 @@ impl McpServer {
             retry_at: Instant::now() + Duration::from_secs(3600),
         };
         self.registry.unregister_origin(&self.origin());
+    }
+
+    /// On a 2026-07-28 connection, list-changed notices come on a `subscriptions/listen`
+    /// stream that has to be asked for; older servers send them unasked (see [`Handler`]).
+    fn follow_list_changed(&self, service: &Service) {
+        let modern = service
+            .peer()
+            .peer_info()
+            .is_some_and(|i| !i.protocol_version.has_initialize());
+        if !modern {
+            return;
+        }
+        let peer = service.peer().clone();
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            let filter = rmcp::model::SubscriptionFilter::builder().tools_list_changed().build();
+            let mut sub = match peer.listen(filter).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!("no tools/list_changed subscription: {e}");
+                    return;
+                }
+            };
+            while let Ok(Some(n)) = sub.next().await {
+                if matches!(n, rmcp::model::ServerNotification::ToolListChangedNotification(_)) {
+                    match me.upgrade() {
+                        Some(s) => s.on_list_changed().await,
+                        None => return,
+                    }
+                }
+            }
+        });
     }
 
     /// Refresh tools after `notifications/tools/list_changed`.
