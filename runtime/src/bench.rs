@@ -35,6 +35,15 @@ pub enum BenchCommand {
         #[arg(long)]
         quick: bool,
     },
+    /// p50/p99 latency of a tool call through MCP (stdio and HTTP) vs a built-in call.
+    Mcp {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Calls measured per path.
+        #[arg(long, default_value_t = 2000)]
+        calls: usize,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -190,13 +199,19 @@ async fn journal_bytes_per_step(dir: &Path, n: usize, durability: Durability) ->
 }
 
 pub async fn bench(c: BenchCommand) -> anyhow::Result<ExitCode> {
-    let BenchCommand::Engine {
-        json,
-        reps,
-        durability,
-        dir,
-        quick,
-    } = c;
+    let (json, reps, durability, dir, quick) = match c {
+        BenchCommand::Engine {
+            json,
+            reps,
+            durability,
+            dir,
+            quick,
+        } => (json, reps, durability, dir, quick),
+        BenchCommand::Mcp { json, calls } => {
+            let tmp = tempfile::tempdir()?;
+            return crate::mcp::bench::bench_mcp(calls, json, tmp.path()).await;
+        }
+    };
     let tmp = tempfile::tempdir()?;
     let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;

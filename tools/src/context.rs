@@ -40,6 +40,8 @@ pub struct ToolContext {
     pub run_id: Option<String>,
     /// Step key (`fetch`, `fan[3].lookup`) this call belongs to, if any.
     pub step: Option<String>,
+    /// Where progress, logs and questions of the call go (an MCP client calling stepwise).
+    pub interaction: Option<crate::InteractionHandle>,
     /// Directory of offline data sets (airports, cities), see [`default_data_dir`].
     pub data_dir: PathBuf,
 }
@@ -66,6 +68,7 @@ impl ToolContext {
             run_id: None,
             step: None,
             data_dir: default_data_dir(),
+            interaction: None,
         }
     }
 

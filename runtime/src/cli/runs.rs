@@ -213,6 +213,7 @@ pub async fn runs(c: RunsCommand) -> anyhow::Result<ExitCode> {
                 eng.resume(&id, force, cancel).await
             })
             .await;
+            engine.plugins().shutdown().await;
             finish(outcome, json)
         }
     }

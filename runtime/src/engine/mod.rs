@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use stepwise_plugins::PluginHost;
 use stepwise_plugins::rhai_sandbox::{self, Limits};
 use stepwise_tools::{Registry, ToolContext};
 use tokio::sync::mpsc;
@@ -108,6 +109,8 @@ pub(crate) struct Shared {
     pub expr_engine: rhai::Engine,
     pub tool_cx: ToolContext,
     pub observer: Option<mpsc::UnboundedSender<EngineEvent>>,
+    /// Plugins started for the plans of this engine (their tools live in `registry`).
+    pub plugins: Arc<PluginHost>,
 }
 
 /// The engine. Cheap to clone; runs may be started concurrently.
@@ -120,6 +123,7 @@ impl Engine {
     pub fn new(journal: Journal, registry: Registry, config: EngineConfig) -> Self {
         let expr_engine = rhai_sandbox::expression_engine(&config.expr_limits);
         let tool_cx = ToolContext::new(config.workspace.clone());
+        let plugins = Arc::new(PluginHost::new(registry.clone(), config.workspace.clone()));
         Engine {
             shared: Arc::new(Shared {
                 journal,
@@ -128,6 +132,7 @@ impl Engine {
                 expr_engine,
                 tool_cx,
                 observer: None,
+                plugins,
             }),
         }
     }
@@ -143,6 +148,7 @@ impl Engine {
                 expr_engine: rhai_sandbox::expression_engine(&s.config.expr_limits),
                 tool_cx: s.tool_cx.clone(),
                 observer: Some(tx),
+                plugins: s.plugins.clone(),
             }),
         }
     }
@@ -162,6 +168,11 @@ impl Engine {
         &self.shared.registry
     }
 
+    /// Root directory of file tools.
+    pub fn workspace(&self) -> &Path {
+        &self.shared.config.workspace
+    }
+
     /// An expression engine with the plan-checking limits (for `validate`).
     pub fn check_env(&self) -> CheckEnv<'_> {
         CheckEnv {
@@ -173,6 +184,24 @@ impl Engine {
     /// Load and check a plan file with this engine's tools.
     pub fn load_plan(&self, path: &Path) -> Result<Plan> {
         crate::plan::load_file(path, &self.check_env()).map_err(Error::Plan)
+    }
+
+    /// The plugins started by this engine's plans.
+    pub fn plugins(&self) -> &Arc<PluginHost> {
+        &self.shared.plugins
+    }
+
+    /// Load a plan file: start the plugins it declares (and those of the workflows it
+    /// calls), then check it against the tools they add. Problems of both kinds come back
+    /// together.
+    pub async fn prepare_plan(&self, path: &Path) -> Result<Plan> {
+        let display = path.display().to_string();
+        let started = match std::fs::read_to_string(path) {
+            Ok(src) => crate::plan::plugins::start_plan_plugins(&self.shared.plugins, &src, &display, Some(path)).await,
+            Err(_) => Ok(()), // load_file reports it
+        };
+        let checked = crate::plan::load_file(path, &self.check_env());
+        merge_problems(started, checked)
     }
 
     /// Start a new run of `plan` and drive it to the end.
@@ -250,13 +279,21 @@ impl Engine {
             _ => {}
         }
         let path = record.plan_path.as_ref().map(PathBuf::from);
-        let plan = crate::plan::load_str(
+        // The plan's plugins are started again (a resumed run may be in a new process).
+        let started = crate::plan::plugins::start_plan_plugins(
+            &self.shared.plugins,
+            &record.plan_source,
+            &record.plan_name,
+            path.as_deref(),
+        )
+        .await;
+        let checked = crate::plan::load_str(
             &record.plan_source,
             &record.plan_name,
             path.as_deref(),
             &self.check_env(),
-        )
-        .map_err(Error::Plan)?;
+        );
+        let plan = merge_problems(started, checked)?;
         let mut done = HashMap::new();
         let mut attempts = HashMap::new();
         for s in steps {
@@ -297,6 +334,24 @@ impl Engine {
             }])
             .await?;
         Ok(run.drive(true).await)
+    }
+}
+
+/// A plan, or every problem found while starting its plugins and checking it.
+fn merge_problems(
+    started: std::result::Result<(), crate::plan::Diagnostics>,
+    checked: std::result::Result<Plan, crate::plan::Diagnostics>,
+) -> Result<Plan> {
+    match (started, checked) {
+        (Ok(()), Ok(p)) => Ok(p),
+        (Ok(()), Err(d)) => Err(Error::Plan(d)),
+        (Err(mut a), checked) => {
+            if let Err(b) = checked {
+                a.0.extend(b.0);
+            }
+            a.0.dedup();
+            Err(Error::Plan(a))
+        }
     }
 }
 

@@ -35,6 +35,10 @@ pub struct PlanSpec {
     /// Tool permissions for the whole plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<ToolPolicySpec>,
+    /// Plugins this plan uses, by name: Rhai tools or MCP servers. They start before the
+    /// plan is checked; their tools are called as `<plugin>.<tool>`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub plugins: std::collections::BTreeMap<String, stepwise_plugins::PluginSpec>,
     /// Defaults applied to every step that does not set its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defaults: Option<StepDefaults>,
