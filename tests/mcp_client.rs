@@ -287,7 +287,7 @@ fn rhai_plugin_tools_run_and_report_script_positions() {
         r#"version: 1
 name: rhai-tools
 plugins:
-  text:
+  words:
     kind: rhai
     script: |
       fn shout(args) {
@@ -305,10 +305,10 @@ plugins:
         description: Always fails.
 steps:
   - id: a
-    tool: text.shout
+    tool: words.shout
     with: {words: hello}
   - id: b
-    tool: text.broken
+    tool: words.broken
 outputs:
   a: ${steps.a.output}
 "#,
