@@ -179,7 +179,7 @@ fn each_step_is_committed_before_the_next_starts() {
             continue;
         };
         let rows: Vec<(String, String, Option<String>)> = match conn.prepare(
-            "SELECT s.key, s.status, o.value FROM steps s LEFT JOIN outputs o ON o.run_id = s.run_id AND o.key = s.key ORDER BY s.seq",
+            "SELECT s.key, s.status, o.value FROM steps s LEFT JOIN outputs o ON o.run_id = s.run_id AND o.key = s.key ORDER BY s.updated_at",
         ) {
             Ok(mut st) => st
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))

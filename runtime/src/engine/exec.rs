@@ -239,8 +239,7 @@ impl RunCtx {
                 step_id: step.id.clone(),
                 kind: step.kind.name(),
                 attempt,
-                seq: self.next_step_seq(),
-                ev: self.next_event(),
+                seq: self.next_event(),
                 at: now_us(),
             });
             self.emit(EngineEvent::StepStarted {

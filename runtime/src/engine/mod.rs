@@ -236,7 +236,6 @@ impl Engine {
             HashMap::new(),
             HashMap::new(),
             1,
-            0,
             cancel,
         );
         Ok(run.drive(false).await)
@@ -247,14 +246,14 @@ impl Engine {
     pub async fn resume(&self, run_id: &str, force: bool, cancel: CancellationToken) -> Result<RunOutcome> {
         let id = self.shared.journal.resolve_id(run_id).await?;
         let rid = id.clone();
-        let (record, steps, (ev_seq, st_seq)) = self
+        let (record, steps, ev_seq) = self
             .shared
             .journal
             .read(move |c| {
                 Ok((
                     crate::journal::read_run(c, &rid)?,
                     crate::journal::read_steps(c, &rid)?,
-                    crate::journal::read_max_seqs(c, &rid)?,
+                    crate::journal::read_max_seq(c, &rid)?,
                 ))
             })
             .await?;
@@ -320,7 +319,6 @@ impl Engine {
             done,
             attempts,
             ev_seq + 1,
-            st_seq,
             cancel,
         );
         let seq = run.next_event();
@@ -370,7 +368,6 @@ pub(crate) struct RunCtx {
     /// Attempts already made by unfinished steps (so numbering continues on resume).
     pub prior_attempts: HashMap<String, u32>,
     event_seq: AtomicI64,
-    step_seq: AtomicI64,
     pub cancel: CancellationToken,
     pub tool_cx: ToolContext,
 }
@@ -385,7 +382,6 @@ impl RunCtx {
         done: HashMap<String, StepResult>,
         prior_attempts: HashMap<String, u32>,
         event_seq: i64,
-        step_seq: i64,
         cancel: CancellationToken,
     ) -> Arc<RunCtx> {
         let mut tool_cx = shared.tool_cx.clone();
@@ -399,7 +395,6 @@ impl RunCtx {
             done: std::sync::Mutex::new(done),
             prior_attempts,
             event_seq: AtomicI64::new(event_seq),
-            step_seq: AtomicI64::new(step_seq),
             cancel,
             tool_cx,
         })
@@ -407,10 +402,6 @@ impl RunCtx {
 
     pub fn next_event(&self) -> i64 {
         self.event_seq.fetch_add(1, Ordering::Relaxed)
-    }
-
-    pub fn next_step_seq(&self) -> i64 {
-        self.step_seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     pub fn emit(&self, ev: EngineEvent) {
