@@ -145,6 +145,38 @@ fn references_must_be_to_finished_steps() {
 }
 
 #[test]
+fn parallel_siblings_cannot_read_each_other_but_later_steps_can() {
+    let sb = Sandbox::new();
+    let f = sb.write(
+        "par.yaml",
+        "version: 1\nname: p\nsteps:\n  - id: group\n    parallel:\n      - id: a\n        tool: util.noop\n      - id: b\n        tool: util.noop\n        with: {value: \"${steps.a.output}\"}\n  - id: after\n    tool: util.noop\n    with: {value: \"${steps.a.output}\"}\n",
+    );
+    let out = sb.run(&["validate", f.to_str().unwrap()]).expect_code(2);
+    let e = out.stderr();
+    assert!(
+        e.contains("par.yaml:10:") && e.contains("step `b` uses `steps.a`"),
+        "{e}"
+    );
+    assert!(!e.contains("step `after`"), "{e}");
+}
+
+#[test]
+fn big_plans_check_in_linear_time() {
+    // Regression: visibility was computed with one set per step (quadratic in memory).
+    let sb = Sandbox::new();
+    let mut plan = String::from("version: 1\nname: big\nsteps:\n  - id: s0\n    tool: util.noop\n");
+    for i in 1..3000 {
+        plan.push_str(&format!(
+            "  - id: s{i}\n    tool: util.noop\n    with: {{value: \"${{steps.s{}.output}}\"}}\n",
+            i - 1
+        ));
+    }
+    let f = sb.write("big.yaml", &plan);
+    let out = sb.run(&["validate", f.to_str().unwrap()]).expect_code(0);
+    assert!(out.stdout().contains("3000 steps"), "{}", out.stdout());
+}
+
+#[test]
 fn ids_that_are_expression_keywords_are_refused() {
     let sb = Sandbox::new();
     let f = sb.write(
