@@ -151,22 +151,35 @@ impl RunCtx {
         };
         self.shared
             .journal
-            .commit(vec![Op::StepFinished {
-                run: self.id.clone(),
-                key: key.clone(),
-                step_id: step.id.clone(),
-                kind: step.kind.name(),
-                status: "skipped",
-                attempt: 0,
-                output: None,
-                error: why,
-                seq: self.next_event(),
-                at: now_us(),
-            }])
+            .commit(vec![self.finished_op(&key, &step, "skipped", 0, None, why)])
             .await
             .map_err(|e| e.to_string())?;
         self.finish(&key, step, scope, r.clone(), 0, true, None);
         Ok(r)
+    }
+
+    /// The journal record of a step reaching a final state.
+    fn finished_op(
+        &self,
+        key: &str,
+        step: &Step,
+        status: &'static str,
+        attempt: u32,
+        output: Option<String>,
+        error: Option<String>,
+    ) -> Op {
+        Op::StepFinished {
+            run: self.id.clone(),
+            key: key.to_string(),
+            step_id: step.id.clone(),
+            kind: step.kind.name(),
+            status,
+            attempt,
+            output,
+            error,
+            seq: self.next_event(),
+            at: now_us(),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -283,18 +296,7 @@ impl RunCtx {
                         Some(json_text(&output))
                     };
                     let ops = with_start(
-                        Op::StepFinished {
-                            run: self.id.clone(),
-                            key: key.clone(),
-                            step_id: step.id.clone(),
-                            kind: step.kind.name(),
-                            status: "succeeded",
-                            attempt,
-                            output: text,
-                            error: None,
-                            seq: self.next_event(),
-                            at: now_us(),
-                        },
+                        self.finished_op(&key, &step, "succeeded", attempt, text, None),
                         &mut start,
                     );
                     self.shared
@@ -351,18 +353,14 @@ impl RunCtx {
                     };
                     let handled = !self.cancel.is_cancelled() && step.on_error != ErrorAction::Fail;
                     let ops = with_start(
-                        Op::StepFinished {
-                            run: self.id.clone(),
-                            key: key.clone(),
-                            step_id: step.id.clone(),
-                            kind: step.kind.name(),
-                            status: if handled { "continued" } else { "failed" },
+                        self.finished_op(
+                            &key,
+                            &step,
+                            if handled { "continued" } else { "failed" },
                             attempt,
-                            output: None,
-                            error: Some(message.clone()),
-                            seq: self.next_event(),
-                            at: now_us(),
-                        },
+                            None,
+                            Some(message.clone()),
+                        ),
                         &mut start,
                     );
                     self.shared
