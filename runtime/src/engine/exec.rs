@@ -151,7 +151,7 @@ impl RunCtx {
         };
         self.shared
             .journal
-            .commit(vec![self.finished_op(&key, &step, "skipped", 0, None, why)])
+            .commit(vec![self.finished_op(&key, step, "skipped", 0, None, why)])
             .await
             .map_err(|e| e.to_string())?;
         self.finish(&key, step, scope, r.clone(), 0, true, None);
