@@ -96,3 +96,18 @@ outputs:
     assert_eq!(shown["run"]["plan_name"], "greet", "{shown}");
     assert_eq!(shown["run"]["status"], "succeeded", "{shown}");
 }
+
+#[test]
+fn mcp_benchmark_reports_three_paths() {
+    let sb = Sandbox::new();
+    let v = sb
+        .run(&["bench", "mcp", "--calls", "20", "--json"])
+        .expect_code(0)
+        .json();
+    let rows = v["rows"].as_array().unwrap_or_else(|| panic!("no rows in {v}"));
+    assert_eq!(rows.len(), 3, "{v}");
+    for r in rows {
+        assert!(r["p50_us"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["p99_us"].as_f64().unwrap() >= r["p50_us"].as_f64().unwrap(), "{r}");
+    }
+}

@@ -79,8 +79,9 @@ pub async fn bench_mcp(calls: usize, json_out: bool, dir: &Path) -> anyhow::Resu
     };
 
     say("starting `stepwise mcp serve` over stdio…");
+    // Plugin names must not collide with built-in groups (`http.*` is taken).
     host.ensure(&decl(
-        "stdio",
+        "over_stdio",
         json!({"kind": "mcp", "command": exe, "args": ["mcp", "serve", "--db", db], "protocol": "2025-11-25"}),
     )?)
     .await?;
@@ -100,15 +101,15 @@ pub async fn bench_mcp(calls: usize, json_out: bool, dir: &Path) -> anyhow::Resu
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     host.ensure(&decl(
-        "http",
+        "over_http",
         json!({"kind": "mcp", "url": format!("http://127.0.0.1:{port}/mcp"), "protocol": "2025-11-25"}),
     )?)
     .await?;
 
     let cases = [
         ("built-in util.noop (registry call)", "util.noop"),
-        ("MCP over stdio (stepwise mcp serve)", "stdio.util.noop"),
-        ("MCP over streamable HTTP (127.0.0.1)", "http.util.noop"),
+        ("MCP over stdio (stepwise mcp serve)", "over_stdio.util.noop"),
+        ("MCP over streamable HTTP (127.0.0.1)", "over_http.util.noop"),
     ];
     let mut rows = Vec::new();
     let mut base = 0.0;
