@@ -199,3 +199,40 @@ fn each_step_is_committed_before_the_next_starts() {
     assert!(seen.iter().all(|r| r.0 != "never_before_wait"), "{seen:?}");
     assert!(child.wait().unwrap().success());
 }
+
+/// The write-ahead log is copied back and started over while writes keep coming: a long run
+/// does not leave a log that grows with every step (unbounded, it would pass 80 MB here).
+#[test]
+fn write_ahead_log_stays_bounded_during_a_long_run() {
+    let sb = Sandbox::new();
+    let plan = sb.write(
+        "long.yaml",
+        "version: 1\nname: long\nsteps:\n  - id: each\n    for_each:\n      items: range(0, 12000)\n      steps:\n        - id: body\n          tool: util.noop\n",
+    );
+    let mut child = sb
+        .cmd()
+        .args(["run", plan.to_str().unwrap(), "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let wal = sb.db().with_extension("db-wal");
+    let mut largest = 0;
+    let status = loop {
+        if let Ok(m) = std::fs::metadata(&wal) {
+            largest = largest.max(m.len());
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(status.success(), "the long run failed");
+    let out = sb.run(&["runs", "list", "--json"]);
+    assert!(out.stdout().contains("succeeded"), "{}", out.stdout());
+    assert!(
+        largest > 0,
+        "the log was never seen; is the database at {}?",
+        sb.db().display()
+    );
+    assert!(largest < 48 << 20, "the log grew to {largest} bytes");
+}

@@ -18,7 +18,10 @@ pub fn stepwise_bin() -> PathBuf {
         let exe = std::env::current_exe().expect("current exe");
         let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
         let bin = profile_dir.join("stepwise");
-        let status = Command::new(env!("CARGO"))
+        // `cargo test` sets CARGO for the processes it starts; the path baked in at compile
+        // time may be gone since (toolchain updates).
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
             .args(["build", "-q", "-p", "stepwise-runtime", "--bin", "stepwise"])
             .current_dir(workspace_root())
             .status()

@@ -101,15 +101,17 @@ impl Journal {
         migrate(path).await?;
         let conn = write::open_writer(path, durability)?;
         let (tx, rx) = mpsc::channel::<Msg>();
+        let catch_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer_catch_up = catch_up.clone();
         let writer = std::thread::Builder::new()
             .name("stepwise-journal".into())
-            .spawn(move || write::writer_loop(conn, rx))
+            .spawn(move || write::writer_loop(conn, rx, writer_catch_up))
             .map_err(|e| Error::io("cannot start the journal thread", e))?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (p, st) = (path.to_path_buf(), stop.clone());
         let checkpointer = std::thread::Builder::new()
             .name("stepwise-checkpoint".into())
-            .spawn(move || write::checkpointer(&p, st))
+            .spawn(move || write::checkpointer(&p, st, catch_up))
             .map_err(|e| Error::io("cannot start the checkpoint thread", e))?;
         Ok(Journal {
             inner: Arc::new(Inner {
