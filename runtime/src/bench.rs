@@ -35,6 +35,9 @@ pub enum BenchCommand {
         #[arg(long)]
         quick: bool,
     },
+    /// Memory: embeddings/s, inserts/s, recall latency at 10k and 100k memories, database
+    /// size, recall@5 of keyword, vector and hybrid search on the labelled set.
+    Memory(crate::cli::MemoryBenchArgs),
 }
 
 #[derive(Debug, Serialize)]
@@ -190,13 +193,16 @@ async fn journal_bytes_per_step(dir: &Path, n: usize, durability: Durability) ->
 }
 
 pub async fn bench(c: BenchCommand) -> anyhow::Result<ExitCode> {
-    let BenchCommand::Engine {
-        json,
-        reps,
-        durability,
-        dir,
-        quick,
-    } = c;
+    let (json, reps, durability, dir, quick) = match c {
+        BenchCommand::Engine {
+            json,
+            reps,
+            durability,
+            dir,
+            quick,
+        } => (json, reps, durability, dir, quick),
+        BenchCommand::Memory(a) => return crate::cli::bench_memory(a).await,
+    };
     let tmp = tempfile::tempdir()?;
     let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
