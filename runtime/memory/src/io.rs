@@ -435,6 +435,8 @@ impl Memory {
                         .map(|text| ChunkIn { text, embedding: None })
                         .collect(),
                 },
+                // A superseded version is history: not recalled, so not indexed.
+                Record::Fact(f) if f.superseded_at.is_some() => Vec::new(),
                 Record::Fact(f) => vec![ChunkIn {
                     text: store::fact_text(&f.subject, &f.key, &f.value),
                     embedding: decode(line, &f.embedding)?,
