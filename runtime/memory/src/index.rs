@@ -104,10 +104,13 @@ impl VecIndex {
     /// pruned past this cache), then only the chunks changed since.
     pub fn sync(&mut self, conn: &mut Connection) -> Result<()> {
         let tx = conn.transaction()?;
-        let (min, max): (Option<i64>, Option<i64>) =
-            tx.query_row("SELECT MIN(seq), MAX(seq) FROM mem_changes", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
+        // Two subqueries: SQLite answers a lone MIN or MAX from the end of the index, but
+        // scans the whole log for `MIN(seq), MAX(seq)` in one select.
+        let (min, max): (Option<i64>, Option<i64>) = tx.query_row(
+            "SELECT (SELECT MIN(seq) FROM mem_changes), (SELECT MAX(seq) FROM mem_changes)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         let max = max.unwrap_or(0);
         if self.loaded && max == self.seq {
             return Ok(());
