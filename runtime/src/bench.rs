@@ -35,6 +35,15 @@ pub enum BenchCommand {
         #[arg(long)]
         quick: bool,
     },
+    /// p50/p99 latency of a tool call through MCP (stdio and HTTP) vs a built-in call.
+    Mcp {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Calls measured per path.
+        #[arg(long, default_value_t = 2000)]
+        calls: usize,
+    },
     /// Memory: embeddings/s, inserts/s, recall latency at 10k and 100k memories, database
     /// size, recall@5 of keyword, vector and hybrid search on the labelled set.
     Memory(crate::cli::MemoryBenchArgs),
@@ -81,7 +90,7 @@ fn fanout(k: usize) -> String {
 
 fn looped(n: usize) -> String {
     format!(
-        "version: 1\nname: loop-{n}\nsteps:\n  - id: loop\n    for_each:\n      items: range(0, {n})\n      steps:\n        - id: body\n          tool: util.noop\n"
+        "version: 1\nname: loop-{n}\nsteps:\n  - id: iterate\n    for_each:\n      items: range(0, {n})\n      steps:\n        - id: body\n          tool: util.noop\n"
     )
 }
 
@@ -201,6 +210,10 @@ pub async fn bench(c: BenchCommand) -> anyhow::Result<ExitCode> {
             dir,
             quick,
         } => (json, reps, durability, dir, quick),
+        BenchCommand::Mcp { json, calls } => {
+            let tmp = tempfile::tempdir()?;
+            return crate::mcp::bench::bench_mcp(calls, json, tmp.path()).await;
+        }
         BenchCommand::Memory(a) => return crate::cli::bench_memory(a).await,
     };
     let tmp = tempfile::tempdir()?;

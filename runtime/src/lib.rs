@@ -6,6 +6,7 @@ pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod journal;
+pub mod mcp;
 pub mod plan;
 
 pub use engine::{Engine, EngineConfig, EngineEvent, RunOutcome};

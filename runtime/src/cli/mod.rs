@@ -2,6 +2,7 @@
 //! `stepwise --version` and `--help` cost almost nothing.
 
 mod memory;
+mod plugins;
 pub use memory::{MemoryBenchArgs, bench_memory};
 mod progress;
 mod run;
@@ -42,6 +43,12 @@ enum Command {
     /// List the tools plans can call.
     #[command(subcommand)]
     Tools(tools::ToolsCommand),
+    /// Show plugins (Rhai tools, MCP servers) and their tools.
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
+    /// Serve tools and workflows over MCP, or probe an MCP server.
+    #[command(subcommand)]
+    Mcp(crate::mcp::McpCommand),
     /// Measure the engine.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -131,10 +138,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", crate::plan::plan_schema_json());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Validate(a) => validate::validate(a),
+        Command::Validate(a) => runtime()?.block_on(validate::validate(a)),
         Command::Run(a) => runtime()?.block_on(run::run(a)),
         Command::Runs(c) => runtime()?.block_on(runs::runs(c)),
-        Command::Tools(c) => tools::tools(c),
+        Command::Tools(c) => runtime()?.block_on(tools::tools(c)),
+        Command::Plugins(c) => runtime()?.block_on(plugins::plugins(c)),
+        Command::Mcp(c) => runtime()?.block_on(crate::mcp::mcp(c)),
         Command::Bench(c) => runtime()?.block_on(crate::bench::bench(c)),
         Command::Memory(a) => runtime()?.block_on(memory::memory(a)),
     }
