@@ -44,6 +44,9 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2000)]
         calls: usize,
     },
+    /// Memory: embeddings/s, inserts/s, recall latency at 10k and 100k memories, database
+    /// size, recall@5 of keyword, vector and hybrid search on the labelled set.
+    Memory(crate::cli::MemoryBenchArgs),
 }
 
 #[derive(Debug, Serialize)]
@@ -211,6 +214,7 @@ pub async fn bench(c: BenchCommand) -> anyhow::Result<ExitCode> {
             let tmp = tempfile::tempdir()?;
             return crate::mcp::bench::bench_mcp(calls, json, tmp.path()).await;
         }
+        BenchCommand::Memory(a) => return crate::cli::bench_memory(a).await,
     };
     let tmp = tempfile::tempdir()?;
     let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());

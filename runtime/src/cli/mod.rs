@@ -1,7 +1,9 @@
 //! Command-line interface. Arguments are parsed before anything else starts, so
 //! `stepwise --version` and `--help` cost almost nothing.
 
+mod memory;
 mod plugins;
+pub use memory::{MemoryBenchArgs, bench_memory};
 mod progress;
 mod run;
 mod runs;
@@ -50,6 +52,8 @@ enum Command {
     /// Measure the engine.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
+    /// Notes, facts and conversation threads agents remember, with hybrid recall.
+    Memory(memory::MemoryArgs),
 }
 
 /// Options shared by commands that open the journal.
@@ -91,6 +95,8 @@ impl DbArgs {
     pub async fn engine(&self) -> anyhow::Result<crate::Engine> {
         let journal = crate::Journal::open(&self.db_path(), self.durability).await?;
         let registry = stepwise_tools::Registry::with_builtins();
+        let memory = stepwise_memory::Memory::open(&self.db_path(), stepwise_memory::OpenOptions::default()).await?;
+        stepwise_memory::tools::register(&registry, memory, stepwise_memory::DEFAULT_NAMESPACE)?;
         let mut engine = crate::Engine::new(journal, registry, crate::EngineConfig::new(self.workspace()));
         engine.set_net_policy(stepwise_tools::NetPolicy {
             allow_private: self.allow_private_net,
@@ -139,5 +145,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugins(c) => runtime()?.block_on(plugins::plugins(c)),
         Command::Mcp(c) => runtime()?.block_on(crate::mcp::mcp(c)),
         Command::Bench(c) => runtime()?.block_on(crate::bench::bench(c)),
+        Command::Memory(a) => runtime()?.block_on(memory::memory(a)),
     }
 }

@@ -1,0 +1,261 @@
+//! What an agent step and `stepwise chat` call: before a model turn, the top-k memories
+//! relevant to the user's message (and the thread's recent history) to put into the prompt;
+//! after it, the turn's messages persisted to the thread.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::memory::Memory;
+use crate::threads::{Message, NewMessage};
+use crate::types::{DEFAULT_NAMESPACE, Hit, Kind, Mode, Query};
+
+/// Which memories to inject before each model turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecallConfig {
+    /// How many memories to inject (0 turns injection off).
+    #[serde(default = "default_k")]
+    pub k: usize,
+    /// Namespaces searched [default: the thread's namespace].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// Only memories about this subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Kinds searched [default: notes, facts and messages of this thread].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<Kind>,
+    /// Memories found only by vector search must be at least this similar (cosine).
+    #[serde(default = "default_min_cosine")]
+    pub min_cosine: f32,
+    /// Longest injected text, in characters (memories past it are left out).
+    #[serde(default = "default_max_chars")]
+    pub max_chars: usize,
+}
+
+fn default_k() -> usize {
+    5
+}
+fn default_min_cosine() -> f32 {
+    0.3
+}
+fn default_max_chars() -> usize {
+    2000
+}
+
+impl Default for RecallConfig {
+    fn default() -> Self {
+        RecallConfig {
+            k: default_k(),
+            namespaces: Vec::new(),
+            subject: None,
+            kinds: Vec::new(),
+            min_cosine: default_min_cosine(),
+            max_chars: default_max_chars(),
+        }
+    }
+}
+
+/// Memory settings of an agent step or a chat session (the `memory:` block of a plan's
+/// agent step).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentMemoryConfig {
+    /// Thread the turns are persisted to; a thread goes on across runs and sessions.
+    /// None: turns are not persisted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
+    /// Namespace of the thread and default namespace of recall.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Memories injected before each turn.
+    #[serde(default)]
+    pub recall: RecallConfig,
+    /// Tokens of earlier thread messages put back into the context when a thread goes on.
+    #[serde(default = "default_history_tokens")]
+    pub history_tokens: i64,
+}
+
+fn default_namespace() -> String {
+    DEFAULT_NAMESPACE.to_string()
+}
+fn default_history_tokens() -> i64 {
+    1024
+}
+
+impl Default for AgentMemoryConfig {
+    fn default() -> Self {
+        AgentMemoryConfig {
+            thread: None,
+            namespace: default_namespace(),
+            recall: RecallConfig::default(),
+            history_tokens: default_history_tokens(),
+        }
+    }
+}
+
+/// What to add to a model's context for one turn.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Injected {
+    /// The memories chosen, most relevant first.
+    pub hits: Vec<Hit>,
+    /// Them as a system-prompt section (empty when there are none).
+    pub text: String,
+    /// Earlier messages of the thread to replay before the new user message, oldest first.
+    pub history: Vec<Message>,
+}
+
+/// Memory as one agent step or chat session uses it.
+#[derive(Clone)]
+pub struct AgentMemory {
+    memory: Memory,
+    config: AgentMemoryConfig,
+}
+
+impl AgentMemory {
+    /// Bind a memory handle to a step's or session's settings.
+    pub fn new(memory: Memory, config: AgentMemoryConfig) -> AgentMemory {
+        AgentMemory { memory, config }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &AgentMemoryConfig {
+        &self.config
+    }
+
+    /// The memory handle.
+    pub fn memory(&self) -> &Memory {
+        &self.memory
+    }
+
+    /// Before a turn: the memories relevant to `user_input` and the thread's recent history.
+    /// Messages already in `history` are not injected again as memories.
+    pub async fn before_turn(&self, user_input: &str) -> Result<Injected> {
+        let history = match &self.config.thread {
+            Some(t) if self.config.history_tokens > 0 => self.memory.history(t, self.config.history_tokens).await?,
+            _ => Vec::new(),
+        };
+        let rc = &self.config.recall;
+        if rc.k == 0 || user_input.trim().is_empty() {
+            return Ok(Injected {
+                history,
+                ..Default::default()
+            });
+        }
+        let mut q = Query::new(user_input, rc.k + history.len().min(rc.k));
+        q.namespaces = if rc.namespaces.is_empty() {
+            vec![self.config.namespace.clone()]
+        } else {
+            rc.namespaces.clone()
+        };
+        q.subject = rc.subject.clone();
+        q.kinds = rc.kinds.clone();
+        q.thread = self.config.thread.clone();
+        q.mode = Mode::Hybrid;
+        q.min_cosine = Some(rc.min_cosine);
+        let mut hits = self.memory.recall(q).await?;
+        let in_history = |h: &Hit| {
+            h.kind == Kind::Message
+                && self.config.thread.as_deref() == Some(h.id.as_str())
+                && history.iter().any(|m| m.seq == h.ord)
+        };
+        hits.retain(|h| !in_history(h));
+        // A thread's messages only count when this session is that thread.
+        hits.retain(|h| h.kind != Kind::Message || self.config.thread.as_deref() == Some(h.id.as_str()));
+        hits.truncate(rc.k);
+        let (text, kept) = render(&hits, rc.max_chars);
+        hits.truncate(kept);
+        Ok(Injected { hits, text, history })
+    }
+
+    /// After a turn: persist its messages (user input, assistant replies, tool calls and
+    /// results) to the thread, if one is configured. Returns their sequence numbers.
+    pub async fn after_turn(&self, messages: Vec<NewMessage>) -> Result<Vec<i64>> {
+        match &self.config.thread {
+            Some(t) => self.memory.append(t, &self.config.namespace, messages).await,
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// Memories as a prompt section, within `max_chars`; returns the text and how many hits it
+/// holds.
+pub fn render(hits: &[Hit], max_chars: usize) -> (String, usize) {
+    if hits.is_empty() {
+        return (String::new(), 0);
+    }
+    let mut out = String::from("Relevant memories (most relevant first):\n");
+    let mut kept = 0;
+    for h in hits {
+        let date = chrono::DateTime::from_timestamp_micros(h.created_at)
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default();
+        let line = match h.kind {
+            Kind::Fact => format!("- fact ({date}): {}\n", h.text),
+            Kind::Note => match &h.title {
+                Some(t) => format!("- note ({date}) {t}: {}\n", h.text),
+                None => format!("- note ({date}): {}\n", h.text),
+            },
+            Kind::Message => format!("- said earlier in this conversation ({date}): {}\n", h.text),
+        };
+        if out.len() + line.len() > max_chars && kept > 0 {
+            break;
+        }
+        out.push_str(&line);
+        kept += 1;
+    }
+    (out, kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(kind: Kind, text: &str) -> Hit {
+        Hit {
+            id: "01J".into(),
+            kind,
+            namespace: "default".into(),
+            subject: None,
+            key: None,
+            title: None,
+            ord: 0,
+            text: text.into(),
+            score: 0.03,
+            fts_rank: Some(1),
+            vector_rank: None,
+            cosine: None,
+            created_at: 1_764_000_000_000_000,
+        }
+    }
+
+    #[test]
+    fn render_lists_memories_within_the_budget() {
+        let hits = vec![
+            hit(Kind::Fact, "user home airport: AMS"),
+            hit(Kind::Note, &"x".repeat(100)),
+            hit(Kind::Message, "I am vegetarian"),
+        ];
+        let (text, kept) = render(&hits, 10_000);
+        assert_eq!(kept, 3);
+        assert!(text.starts_with("Relevant memories"));
+        assert!(text.contains("- fact (2025-11-24): user home airport: AMS\n"), "{text}");
+        assert!(text.contains("said earlier in this conversation"));
+        let (short, kept) = render(&hits, 120);
+        assert_eq!(kept, 1, "{short}");
+        assert!(!short.contains("xxx"));
+        assert_eq!(render(&[], 100), (String::new(), 0));
+    }
+
+    #[test]
+    fn config_has_defaults_and_rejects_unknown_fields() {
+        let c: AgentMemoryConfig = serde_json::from_str(r#"{"thread":"t1","recall":{"k":3}}"#).unwrap_or_default();
+        assert_eq!(c.thread.as_deref(), Some("t1"));
+        assert_eq!(c.recall.k, 3);
+        assert_eq!(c.namespace, "default");
+        assert!((c.recall.min_cosine - 0.3).abs() < 1e-6);
+        let bad = serde_json::from_str::<AgentMemoryConfig>(r#"{"threads":"t1"}"#);
+        assert!(bad.is_err_and(|e| e.to_string().contains("unknown field `threads`")));
+    }
+}
