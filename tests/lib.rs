@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
+pub mod openai_server;
+
 /// Path of the `stepwise` binary of this workspace, built on first use.
 pub fn stepwise_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -32,7 +34,10 @@ pub fn stepwise_bin() -> PathBuf {
 
 /// Root of the repository.
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A scratch directory with a database and a workspace for one test.
@@ -107,7 +112,11 @@ impl Out {
     }
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(self.stdout().trim()).unwrap_or_else(|e| {
-            panic!("stdout is not one JSON value ({e}):\n{}\nstderr:\n{}", self.stdout(), self.stderr())
+            panic!(
+                "stdout is not one JSON value ({e}):\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            )
         })
     }
     /// Panic with both streams unless the exit code is `code`.

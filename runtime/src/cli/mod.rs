@@ -1,6 +1,8 @@
 //! Command-line interface. Arguments are parsed before anything else starts, so
 //! `stepwise --version` and `--help` cost almost nothing.
 
+mod eval;
+mod models;
 mod progress;
 mod run;
 mod runs;
@@ -43,6 +45,12 @@ enum Command {
     /// Measure the engine.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
+    /// List, pull and inspect language models.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+    /// Measure tool-calling accuracy (BFCL).
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
 }
 
 /// Options shared by commands that open the journal.
@@ -130,5 +138,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs(c) => runtime()?.block_on(runs::runs(c)),
         Command::Tools(c) => tools::tools(c),
         Command::Bench(c) => runtime()?.block_on(crate::bench::bench(c)),
+        Command::Models(c) => models::models(c),
+        Command::Eval(c) => runtime()?.block_on(eval::eval(c)),
     }
 }
