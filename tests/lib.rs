@@ -131,3 +131,55 @@ impl Out {
         self
     }
 }
+
+/// Directory holding the MCP servers and tools installed by `.ci/setup.d/40-mcp.sh`
+/// (`$STEPWISE_MCP_BIN`, default `~/.cache/stepwise/mcp/bin`).
+pub fn mcp_bin_dir() -> PathBuf {
+    if let Ok(p) = std::env::var("STEPWISE_MCP_BIN") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    PathBuf::from(home).join(".cache/stepwise/mcp/bin")
+}
+
+/// Path of one installed MCP command; panics with the fix when it is missing.
+pub fn mcp_bin(name: &str) -> String {
+    let p = mcp_bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run .ci/setup (it installs the MCP servers into ~/.cache/stepwise/mcp)",
+        p.display()
+    );
+    p.display().to_string()
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Wait until something accepts connections on `127.0.0.1:port` (at most `secs` seconds).
+pub fn wait_for_port(port: u16, secs: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("nothing listens on 127.0.0.1:{port} after {secs}s");
+}
+
+/// A child process killed when dropped.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -35,6 +35,37 @@ pub enum BenchCommand {
         #[arg(long)]
         quick: bool,
     },
+    /// p50/p99 latency of a tool call through MCP (stdio and HTTP) vs a built-in call.
+    Mcp {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Calls measured per path.
+        #[arg(long, default_value_t = 2000)]
+        calls: usize,
+    },
+    /// Local model: agent-path generation speed vs a bare llama-cpp-2 decode loop, prefill of
+    /// an agent's second turn vs its first, peak RSS of an agent run; per model.
+    Model {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Models (catalog names or GGUF paths) [default: smollm2-135m].
+        #[arg(long = "model")]
+        models: Vec<String>,
+        /// Tokens generated per speed measurement.
+        #[arg(long, default_value_t = 128)]
+        tokens: u32,
+        /// Repetitions of the speed measurement (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Inference threads [default: physical cores].
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Internal: run one agent plan with this model and print the peak RSS.
+        #[arg(long, hide = true)]
+        rss_child: Option<String>,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -78,7 +109,7 @@ fn fanout(k: usize) -> String {
 
 fn looped(n: usize) -> String {
     format!(
-        "version: 1\nname: loop-{n}\nsteps:\n  - id: loop\n    for_each:\n      items: range(0, {n})\n      steps:\n        - id: body\n          tool: util.noop\n"
+        "version: 1\nname: loop-{n}\nsteps:\n  - id: iterate\n    for_each:\n      items: range(0, {n})\n      steps:\n        - id: body\n          tool: util.noop\n"
     )
 }
 
@@ -190,13 +221,36 @@ async fn journal_bytes_per_step(dir: &Path, n: usize, durability: Durability) ->
 }
 
 pub async fn bench(c: BenchCommand) -> anyhow::Result<ExitCode> {
-    let BenchCommand::Engine {
-        json,
-        reps,
-        durability,
-        dir,
-        quick,
-    } = c;
+    let (json, reps, durability, dir, quick) = match c {
+        BenchCommand::Engine {
+            json,
+            reps,
+            durability,
+            dir,
+            quick,
+        } => (json, reps, durability, dir, quick),
+        BenchCommand::Mcp { json, calls } => {
+            let tmp = tempfile::tempdir()?;
+            return crate::mcp::bench::bench_mcp(calls, json, tmp.path()).await;
+        }
+        BenchCommand::Model {
+            json,
+            mut models,
+            tokens,
+            reps,
+            threads,
+            rss_child,
+        } => {
+            let threads = threads.unwrap_or_else(stepwise_model::llama::physical_cores);
+            if let Some(m) = rss_child {
+                return crate::bench_model::rss_child(&m, threads).await;
+            }
+            if models.is_empty() {
+                models.push(stepwise_model::catalog::default_entry().name.to_string());
+            }
+            return crate::bench_model::bench_model(models, tokens, reps, threads, json).await;
+        }
+    };
     let tmp = tempfile::tempdir()?;
     let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;

@@ -2,10 +2,12 @@
 //! command-line interface of the `stepwise` binary.
 
 pub mod bench;
+pub mod bench_model;
 pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod journal;
+pub mod mcp;
 pub mod plan;
 
 pub use engine::{Engine, EngineConfig, EngineEvent, RunOutcome};

@@ -40,6 +40,22 @@ pub struct ToolContext {
     pub run_id: Option<String>,
     /// Step key (`fetch`, `fan[3].lookup`) this call belongs to, if any.
     pub step: Option<String>,
+    /// Where progress, logs and questions of the call go (an MCP client calling stepwise).
+    pub interaction: Option<crate::InteractionHandle>,
+    /// Directory of offline data sets (airports, cities), see [`default_data_dir`].
+    pub data_dir: PathBuf,
+}
+
+/// Where offline data lives: `$STEPWISE_DATA_DIR`, else `$XDG_CACHE_HOME/stepwise/data`
+/// (filled by `.ci/setup`).
+pub fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("STEPWISE_DATA_DIR") {
+        return PathBuf::from(d);
+    }
+    dirs::cache_dir()
+        .unwrap_or_else(|| PathBuf::from(".cache"))
+        .join("stepwise")
+        .join("data")
 }
 
 impl ToolContext {
@@ -51,6 +67,8 @@ impl ToolContext {
             cancel: CancellationToken::new(),
             run_id: None,
             step: None,
+            data_dir: default_data_dir(),
+            interaction: None,
         }
     }
 

@@ -5,10 +5,12 @@
 pub mod builtin;
 mod context;
 mod error;
+mod interaction;
 mod registry;
 mod spec;
 
-pub use context::{NetPolicy, ToolContext};
+pub use context::{NetPolicy, ToolContext, default_data_dir};
 pub use error::ToolError;
+pub use interaction::{Interaction, InteractionHandle};
 pub use registry::{Registry, ToolInfo, closest};
 pub use spec::{DynTool, Tool, ToolSpec, Typed, schema_value, typed};

@@ -78,6 +78,57 @@ impl Registry {
         map.retain(|_, e| e.origin != origin);
     }
 
+    /// Replace every tool registered by `origin` with `tools`, at once (a plugin whose tool
+    /// list changed). Names held by another origin are refused and left alone; the refusals
+    /// are returned.
+    pub fn replace_origin(&self, origin: &str, tools: Vec<Arc<dyn DynTool>>) -> Vec<ToolError> {
+        let mut compiled = Vec::with_capacity(tools.len());
+        let mut errors = Vec::new();
+        for tool in tools {
+            match jsonschema::validator_for(&tool.spec().parameters) {
+                Ok(v) => compiled.push((tool, v)),
+                Err(e) => errors.push(ToolError::BadSchema {
+                    tool: tool.spec().name.clone(),
+                    message: e.to_string(),
+                }),
+            }
+        }
+        let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, e| e.origin != origin);
+        for (tool, validator) in compiled {
+            let name = tool.spec().name.clone();
+            if let Some(old) = map.get(&name) {
+                errors.push(ToolError::Duplicate {
+                    by: format!("already provided by {}", old.origin),
+                    name,
+                });
+                continue;
+            }
+            map.insert(
+                name,
+                Entry {
+                    tool,
+                    validator: Arc::new(validator),
+                    origin: origin.to_string(),
+                },
+            );
+        }
+        errors
+    }
+
+    /// Origins (`builtin`, `plugin:<name>`) of the tools whose names start with `prefix`.
+    pub fn origins_with_prefix(&self, prefix: &str) -> Vec<String> {
+        let map = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<String> = map
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, e)| e.origin.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Whether a tool of this name exists.
     pub fn contains(&self, name: &str) -> bool {
         self.inner.read().unwrap_or_else(|p| p.into_inner()).contains_key(name)
@@ -146,14 +197,29 @@ fn check_args(name: &str, validator: &jsonschema::Validator, args: &Value) -> Re
         None => Ok(()),
         Some(first) => {
             let path = first.instance_path().to_string();
+            let mut field = path.trim_start_matches('/').replace('/', ".");
+            let join = |f: &str, p: &str| {
+                if f.is_empty() {
+                    p.to_string()
+                } else {
+                    format!("{f}.{p}")
+                }
+            };
+            let message = match first.kind() {
+                jsonschema::error::ValidationErrorKind::Required { property } => {
+                    field = join(&field, property.as_str().unwrap_or_default());
+                    "is required but missing".to_string()
+                }
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                    field = join(&field, &unexpected.join(", "));
+                    "is not a parameter of this tool".to_string()
+                }
+                _ => first.to_string(),
+            };
             Err(ToolError::InvalidArguments {
                 tool: name.to_string(),
-                field: if path.is_empty() {
-                    "(root)".into()
-                } else {
-                    path.trim_start_matches('/').replace('/', ".")
-                },
-                message: first.to_string(),
+                field: if field.is_empty() { "(root)".into() } else { field },
+                message,
             })
         }
     }

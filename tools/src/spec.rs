@@ -41,9 +41,10 @@ impl ToolSpec {
 }
 
 /// The JSON Schema of `T` as a plain JSON value, in the dialect models and MCP expect
-/// (no `$schema` key, `title` removed from the root).
+/// (no `$schema` key, `title` removed from the root). Generated for deserialization: this is
+/// what a caller may send, so fields with `#[serde(default)]` are optional.
 pub fn schema_value<T: JsonSchema>() -> Value {
-    let settings = schemars::generate::SchemaSettings::draft2020_12().for_serialize();
+    let settings = schemars::generate::SchemaSettings::draft2020_12().for_deserialize();
     let schema = settings.into_generator().into_root_schema_for::<T>();
     let mut v = schema.to_value();
     if let Some(obj) = v.as_object_mut() {

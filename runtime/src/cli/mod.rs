@@ -3,6 +3,7 @@
 
 mod eval;
 mod models;
+mod plugins;
 mod progress;
 mod run;
 mod runs;
@@ -42,6 +43,12 @@ enum Command {
     /// List the tools plans can call.
     #[command(subcommand)]
     Tools(tools::ToolsCommand),
+    /// Show plugins (Rhai tools, MCP servers) and their tools.
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
+    /// Serve tools and workflows over MCP, or probe an MCP server.
+    #[command(subcommand)]
+    Mcp(crate::mcp::McpCommand),
     /// Measure the engine.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -133,10 +140,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", crate::plan::plan_schema_json());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Validate(a) => validate::validate(a),
+        Command::Validate(a) => runtime()?.block_on(validate::validate(a)),
         Command::Run(a) => runtime()?.block_on(run::run(a)),
         Command::Runs(c) => runtime()?.block_on(runs::runs(c)),
-        Command::Tools(c) => tools::tools(c),
+        Command::Tools(c) => runtime()?.block_on(tools::tools(c)),
+        Command::Plugins(c) => runtime()?.block_on(plugins::plugins(c)),
+        Command::Mcp(c) => runtime()?.block_on(crate::mcp::mcp(c)),
         Command::Bench(c) => runtime()?.block_on(crate::bench::bench(c)),
         Command::Models(c) => models::models(c),
         Command::Eval(c) => runtime()?.block_on(eval::eval(c)),

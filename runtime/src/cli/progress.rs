@@ -8,7 +8,8 @@ use tokio::sync::mpsc;
 
 use crate::engine::EngineEvent;
 
-fn fmt_us(us: u64) -> String {
+/// A duration in microseconds, in the unit that reads best.
+pub(super) fn fmt_us(us: u64) -> String {
     if us < 1_000 {
         format!("{us}µs")
     } else if us < 1_000_000 {

@@ -39,7 +39,7 @@ pub struct RunArgs {
 
 pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let engine = a.db.engine().await?;
-    let plan = match engine.load_plan(&a.file) {
+    let plan = match engine.prepare_plan(&a.file).await {
         Ok(p) => Arc::new(p),
         Err(Error::Plan(d)) => {
             eprintln!("{d}");
@@ -87,6 +87,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         async move { eng.run(plan, inputs, cancel).await }
     })
     .await;
+    engine.plugins().shutdown().await;
     finish(outcome, a.json)
 }
 

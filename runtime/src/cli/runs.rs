@@ -61,16 +61,7 @@ fn ts(us: i64) -> String {
 
 fn dur(a: Option<i64>, b: Option<i64>) -> String {
     match (a, b) {
-        (Some(a), Some(b)) if b >= a => {
-            let us = b - a;
-            if us < 1000 {
-                format!("{us}µs")
-            } else if us < 1_000_000 {
-                format!("{:.1}ms", us as f64 / 1e3)
-            } else {
-                format!("{:.2}s", us as f64 / 1e6)
-            }
-        }
+        (Some(a), Some(b)) if b >= a => super::progress::fmt_us((b - a) as u64),
         _ => "-".into(),
     }
 }
@@ -213,6 +204,7 @@ pub async fn runs(c: RunsCommand) -> anyhow::Result<ExitCode> {
                 eng.resume(&id, force, cancel).await
             })
             .await;
+            engine.plugins().shutdown().await;
             finish(outcome, json)
         }
     }

@@ -7,6 +7,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::EXIT_INVALID;
+use crate::plan::plugins::start_plan_plugins;
 use crate::plan::{CheckEnv, load_file};
 
 #[derive(Debug, Args)]
@@ -19,8 +20,14 @@ pub struct ValidateArgs {
     json: bool,
 }
 
-pub fn validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
+pub async fn validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     let registry = stepwise_tools::Registry::with_builtins();
+    // Plugins are started so that steps naming their tools can be checked.
+    let workspace = std::env::var_os("STEPWISE_WORKSPACE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| ".".into());
+    let host = stepwise_plugins::PluginHost::new(registry.clone(), workspace);
     let engine = stepwise_plugins::rhai_sandbox::expression_engine(&crate::EngineConfig::new(".").expr_limits);
     let env = CheckEnv {
         registry: &registry,
@@ -28,7 +35,20 @@ pub fn validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     };
     let mut bad = 0usize;
     for f in &a.files {
-        match load_file(f, &env) {
+        let started = match std::fs::read_to_string(f) {
+            Ok(src) => start_plan_plugins(&host, &src, &f.display().to_string(), Some(f)).await,
+            Err(_) => Ok(()),
+        };
+        let checked = match (started, load_file(f, &env)) {
+            (Ok(()), r) => r,
+            (Err(mut d), r) => {
+                if let Err(more) = r {
+                    d.0.extend(more.0);
+                }
+                Err(d)
+            }
+        };
+        match checked {
             Ok(plan) => {
                 if a.json {
                     println!(
@@ -57,6 +77,7 @@ pub fn validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    host.shutdown().await;
     Ok(if bad == 0 {
         ExitCode::SUCCESS
     } else {

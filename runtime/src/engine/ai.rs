@@ -1,9 +1,10 @@
 //! Executing `llm` and `agent` steps.
 //!
-//! An agent journals each tool call as a child step `<key>.turn<N>` (kind `agent.turn`)
-//! through the same `StepStarted`/`StepFinished` records as any step. On resume, finished
-//! turns are replayed from the journal (their calls and observations go back into the
-//! conversation) and the tools are not called again; the loop continues after them.
+//! An agent journals each turn as child steps through the same `StepStarted`/`StepFinished`
+//! events as any step: the model's decision (`<key>.turn<N>.decision`) and the tool call with
+//! its observation (`<key>.turn<N>`). On resume, journaled turns are replayed (their calls and
+//! observations go back into the conversation), finished tools are not called again, and
+//! the loop continues after them.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,7 +42,8 @@ impl AiError {
 /// Most characters of a tool result shown to the model.
 const MAX_OBSERVATION: usize = 2000;
 
-const DEFAULT_INSTRUCTIONS: &str =
+/// System message of an agent step without `instructions`.
+pub const DEFAULT_INSTRUCTIONS: &str =
     "You are a helpful assistant. Call a tool when it helps; when you have what you need, answer briefly.";
 
 impl RunCtx {
@@ -97,30 +99,37 @@ impl RunCtx {
         Ok(value)
     }
 
-    /// The tools an agent step may call: listed by the step and allowed by the plan.
+    /// The tools an agent step may call: allowed by the plan's policy and by the step's own
+    /// list (names or globs; a side-effecting tool must be named).
     fn agent_tools(&self, a: &AgentStep) -> Vec<ToolDef> {
-        self.shared
-            .registry
-            .list()
+        crate::plan::ToolPolicy::visible(&[&self.plan.policy, &a.policy], &self.shared.registry)
             .into_iter()
-            .filter(|t| a.allows(&t.spec.name))
-            .filter(|t| self.plan.policy.refusal(&t.spec.name, t.spec.side_effects).is_none())
-            .map(|t| ToolDef {
-                name: t.spec.name,
-                description: t.spec.description,
-                parameters: t.spec.parameters,
+            .map(|spec| ToolDef {
+                name: spec.name,
+                description: spec.description,
+                parameters: spec.parameters,
             })
             .collect()
     }
 
-    async fn journal_turn(&self, key: &str, step_id: &str, record: &Value) -> Result<(), AiError> {
+    /// A journaled part of an agent's turn, replayed on resume.
+    fn replayed(&self, key: &str) -> Option<Arc<Value>> {
+        let d = self.done.lock().ok()?;
+        d.get(key)
+            .filter(|r| r.status == Status::Succeeded)
+            .map(|r| r.output.clone())
+    }
+
+    /// Record one part of an agent turn (`agent.decision` or `agent.tool`) as finished; it
+    /// is on disk before the agent goes on.
+    async fn journal_part(&self, key: &str, step_id: &str, kind: &'static str, record: &Value) -> Result<(), AiError> {
         self.shared
             .journal
             .commit(vec![Op::StepFinished {
                 run: self.id.clone(),
                 key: key.to_string(),
                 step_id: step_id.to_string(),
-                kind: "agent.turn",
+                kind,
                 status: "succeeded",
                 attempt: 1,
                 output: Some(json_text(record)),
@@ -143,6 +152,12 @@ impl RunCtx {
     }
 
     /// Run an `agent` step.
+    ///
+    /// Turn `N` journals two parts: `<key>.turn<N>.decision` (the model's choice: a call or
+    /// an answer) as soon as it is made, and `<key>.turn<N>` (kind `agent.tool`: started
+    /// before the tool runs, finished with the call and its observation). On resume both
+    /// are replayed: the model is not asked again for a journaled decision and a finished
+    /// tool is not called again. A decision whose tool had not finished runs its tool.
     pub(crate) async fn agent(&self, a: &AgentStep, scope: &Scope, key: &str, step_id: &str) -> Result<Value, AiError> {
         let started = Instant::now();
         let task = self.text(&a.prompt, scope)?;
@@ -159,62 +174,122 @@ impl RunCtx {
         }
         let model = self.model(a.model.as_ref()).await?;
         let chooser = ToolChooser::new(model.clone());
-        let mut messages = vec![Message::system(instructions), Message::user(task)];
-        let mut calls: Vec<Value> = Vec::new();
-        let mut seen: Vec<(String, Value)> = Vec::new();
-        let mut tokens = 0u64;
-        let mut steered = false;
-        let mut turn = 0u32;
-        loop {
-            turn += 1;
+        let mut st = AgentState {
+            messages: vec![Message::system(instructions), Message::user(task)],
+            calls: Vec::new(),
+            tokens: 0,
+            repeats: 0,
+        };
+        for turn in 1..=a.max_turns + 1 {
             let turn_key = format!("{key}.turn{turn}");
-            let replay = self.done.lock().ok().and_then(|d| d.get(&turn_key).cloned());
-            if let Some(r) = replay {
-                // A finished turn: put its call and observation back, do not call again.
-                if let Some(answer) = r.output.get("answer").and_then(Value::as_str) {
-                    return Ok(agent_output(answer, turn, &calls, "answered"));
+            let decision_key = format!("{turn_key}.decision");
+            let decision = match self.replayed(&decision_key) {
+                Some(d) => (*d).clone(),
+                None => {
+                    self.check_budgets(a, started, &st, turn)?;
+                    let d = self
+                        .decide(&chooser, &model, &tools, &mut st, turn > a.max_turns || st.repeats >= 2)
+                        .await?;
+                    self.journal_part(&decision_key, step_id, "agent.decision", &d).await?;
+                    d
                 }
-                let call: ToolCall = serde_json::from_value(r.output["call"].clone())
-                    .map_err(|e| AiError::fatal(format!("journaled turn `{turn_key}` is unreadable: {e}")))?;
-                let obs = observation_text(&r.output["result"]);
-                seen.push((call.name.clone(), call.arguments.clone()));
-                calls.push(json!({"tool": call.name, "arguments": call.arguments, "replayed": true}));
-                messages.push(Message::assistant_call(call.clone()));
-                messages.push(Message::tool_result(&call, obs));
+            };
+            if let Some(answer) = decision.get("answer").and_then(Value::as_str) {
+                return Ok(agent_output(answer, turn, &st, "answered"));
+            }
+            let call: ToolCall = serde_json::from_value(decision["call"].clone())
+                .map_err(|e| AiError::fatal(format!("journaled decision `{decision_key}` is unreadable: {e}")))?;
+            if st
+                .calls
+                .iter()
+                .any(|c| c["tool"] == call.name.as_str() && c["arguments"] == call.arguments)
+            {
+                st.repeats += 1;
+                if st.repeats > 2 {
+                    return Err(AiError::fatal(format!(
+                        "agent stopped (repeated call): `{}` with the same arguments {} again after being told \
+                         to answer",
+                        call.name, call.arguments
+                    )));
+                }
+                // The result is already in the conversation. First repeat: steer. Second:
+                // the next turn gets no tools and must answer.
+                st.messages.push(Message::user(format!(
+                    "You already called `{}` with these arguments; its result is above. Use it to answer now.",
+                    call.name
+                )));
                 continue;
             }
-            if let Some(b) = a.time_budget
-                && started.elapsed() > b
-            {
-                return Err(budget(
-                    format!("time budget of {} used up", humantime::format_duration(b)),
-                    turn,
-                    &calls,
-                ));
-            }
-            if tokens > u64::from(a.max_tokens) {
-                return Err(budget(
-                    format!("token budget of {} used up ({tokens} tokens)", a.max_tokens),
-                    turn,
-                    &calls,
-                ));
-            }
-            if self.cancel.is_cancelled() {
-                return Err(AiError::fatal("cancelled"));
-            }
-            // The model chooses a call or an answer; an invalid call gets one repair attempt.
+            let (result, replayed) = match self.replayed(&turn_key) {
+                Some(r) => (r["result"].clone(), true),
+                None => (self.call_tool(&call, &turn_key, step_id).await?, false),
+            };
+            st.calls
+                .push(json!({"tool": call.name, "arguments": call.arguments, "replayed": replayed}));
+            st.messages.push(Message::assistant_call(call.clone()));
+            st.messages.push(Message::tool_result(&call, observation_text(&result)));
+        }
+        Err(budget(
+            format!("{} turns used without a final answer", a.max_turns),
+            &st,
+        ))
+    }
+
+    fn check_budgets(&self, a: &AgentStep, started: Instant, st: &AgentState, turn: u32) -> Result<(), AiError> {
+        if self.cancel.is_cancelled() {
+            return Err(AiError::fatal("cancelled"));
+        }
+        if let Some(b) = a.time_budget
+            && started.elapsed() > b
+        {
+            return Err(budget(
+                format!(
+                    "time budget of {} used up in turn {turn}",
+                    humantime::format_duration(b)
+                ),
+                st,
+            ));
+        }
+        if st.tokens > u64::from(a.max_tokens) {
+            return Err(budget(
+                format!(
+                    "token budget of {} used up ({} tokens) in turn {turn}",
+                    a.max_tokens, st.tokens
+                ),
+                st,
+            ));
+        }
+        Ok(())
+    }
+
+    /// The model's decision for this turn: `{"call": …}` or `{"answer": …}`. An invalid call
+    /// gets one repair attempt. With `must_answer` (turns used up) it answers.
+    async fn decide(
+        &self,
+        chooser: &ToolChooser,
+        model: &Arc<dyn ChatModel>,
+        tools: &[ToolDef],
+        st: &mut AgentState,
+        must_answer: bool,
+    ) -> Result<Value, AiError> {
+        if !must_answer {
             let mut repaired = false;
-            let decision = loop {
-                let d = chooser.choose_with(&messages, &tools, self.cancel.child_token()).await;
+            loop {
+                let d = chooser
+                    .choose_with(&st.messages, tools, self.cancel.child_token())
+                    .await;
                 let problem = match d {
-                    Ok(d) => match &d.call {
-                        Some(c) => match self.shared.registry.validate(&c.name, &c.arguments) {
-                            Ok(()) if tools.iter().any(|t| t.name == c.name) => break d,
-                            Ok(()) => format!("`{}` is not one of the tools you may call", c.name),
-                            Err(e) => e.to_string(),
-                        },
-                        None => break d,
-                    },
+                    Ok(d) => {
+                        st.tokens += usage_tokens(&d.usage);
+                        match d.call {
+                            Some(c) => match self.shared.registry.validate(&c.name, &c.arguments) {
+                                Ok(()) if tools.iter().any(|t| t.name == c.name) => return Ok(json!({"call": c})),
+                                Ok(()) => format!("`{}` is not one of the tools you may call", c.name),
+                                Err(e) => e.to_string(),
+                            },
+                            None => break,
+                        }
+                    }
                     Err(ModelError::BadOutput(m)) => m,
                     Err(e) => return Err(AiError::model(e)),
                 };
@@ -224,67 +299,41 @@ impl RunCtx {
                     )));
                 }
                 repaired = true;
-                messages.push(Message::user(format!(
-                    "That tool call was not valid: {problem}. Call one of the tools with arguments that match its parameters, or answer."
+                st.messages.push(Message::user(format!(
+                    "That tool call was not valid: {problem}. Call one of the tools with arguments that match \
+                     its parameters, or answer."
                 )));
-            };
-            tokens += u64::from(
-                decision
-                    .usage
-                    .prompt_tokens
-                    .saturating_sub(decision.usage.cached_tokens),
-            ) + u64::from(decision.usage.completion_tokens);
-            let Some(call) = decision.call else {
-                let answer = self.final_answer(&model, &messages, &mut tokens).await?;
-                self.journal_turn(&turn_key, step_id, &json!({"answer": answer}))
-                    .await?;
-                return Ok(agent_output(&answer, turn, &calls, "answered"));
-            };
-            if turn > a.max_turns {
-                return Err(budget(
-                    format!("{} turns used without a final answer", a.max_turns),
-                    turn,
-                    &calls,
-                ));
             }
-            if seen.iter().any(|(n, args)| *n == call.name && *args == call.arguments) {
-                if steered {
-                    return Err(AiError::fatal(format!(
-                        "agent stopped: it repeated the call `{}` with the same arguments {} after being told the result",
-                        call.name, call.arguments
-                    )));
-                }
-                // Steer once: the result is already in the conversation.
-                steered = true;
-                messages.push(Message::user(format!(
-                    "You already called `{}` with these arguments; its result is above. Use it to answer now.",
-                    call.name
-                )));
-                turn -= 1;
-                continue;
-            }
-            self.shared.journal.submit(vec![Op::StepStarted {
-                run: self.id.clone(),
-                key: turn_key.clone(),
-                step_id: step_id.to_string(),
-                kind: "agent.turn",
-                attempt: 1,
-                seq: self.next_step_seq(),
-                at: now_us(),
-            }]);
-            let cx = self.tool_cx.for_step(&self.id, &turn_key);
-            let result = match self.shared.registry.call(&call.name, call.arguments.clone(), &cx).await {
-                Ok(v) => v,
-                // A failing tool is an observation: the model may correct itself.
-                Err(e) => json!({"error": e.to_string()}),
-            };
-            let record = json!({"call": call, "result": result});
-            self.journal_turn(&turn_key, step_id, &record).await?;
-            seen.push((call.name.clone(), call.arguments.clone()));
-            calls.push(json!({"tool": call.name, "arguments": call.arguments}));
-            messages.push(Message::assistant_call(call.clone()));
-            messages.push(Message::tool_result(&call, observation_text(&result)));
         }
+        let answer = self.final_answer(model, &st.messages, &mut st.tokens).await?;
+        Ok(json!({"answer": answer}))
+    }
+
+    /// Call a tool for an agent, journaling its start and its observation.
+    async fn call_tool(&self, call: &ToolCall, turn_key: &str, step_id: &str) -> Result<Value, AiError> {
+        self.shared.journal.submit(vec![Op::StepStarted {
+            run: self.id.clone(),
+            key: turn_key.to_string(),
+            step_id: step_id.to_string(),
+            kind: "agent.tool",
+            attempt: 1,
+            seq: self.next_event(),
+            at: now_us(),
+        }]);
+        let cx = self.tool_cx.for_step(&self.id, turn_key);
+        let result = match self.shared.registry.call(&call.name, call.arguments.clone(), &cx).await {
+            Ok(v) => v,
+            // A failing tool is an observation: the model may correct itself.
+            Err(e) => json!({"error": e.to_string()}),
+        };
+        self.journal_part(
+            turn_key,
+            step_id,
+            "agent.tool",
+            &json!({"call": call, "result": result}),
+        )
+        .await?;
+        Ok(result)
     }
 
     async fn final_answer(
@@ -297,24 +346,39 @@ impl RunCtx {
         req.max_tokens = 256;
         req.cancel = self.cancel.child_token();
         let resp = model.chat(req, &mut |_| {}).await.map_err(AiError::model)?;
-        *tokens += u64::from(resp.usage.prompt_tokens.saturating_sub(resp.usage.cached_tokens))
-            + u64::from(resp.usage.completion_tokens);
+        *tokens += usage_tokens(&resp.usage);
         Ok(resp.content.trim().to_string())
     }
 }
 
-fn agent_output(answer: &str, turn: u32, calls: &[Value], status: &str) -> Value {
-    json!({"answer": answer, "status": status, "turns": turn, "calls": calls})
+/// What an agent has done so far.
+struct AgentState {
+    messages: Vec<Message>,
+    calls: Vec<Value>,
+    /// Prompt tokens evaluated (not reused from the cache) plus tokens generated.
+    tokens: u64,
+    /// Calls repeated with the same arguments so far.
+    repeats: u32,
 }
 
-fn budget(what: String, turn: u32, calls: &[Value]) -> AiError {
-    let last = calls
+fn usage_tokens(u: &stepwise_model::Usage) -> u64 {
+    u64::from(u.prompt_tokens.saturating_sub(u.cached_tokens)) + u64::from(u.completion_tokens)
+}
+
+fn agent_output(answer: &str, turn: u32, st: &AgentState, status: &str) -> Value {
+    json!({"answer": answer, "status": status, "turns": turn, "calls": st.calls, "tokens": st.tokens,
+           "repeated_calls": st.repeats})
+}
+
+fn budget(what: String, st: &AgentState) -> AiError {
+    let last = st
+        .calls
         .last()
         .map(|c| format!("; last call: {}", c["tool"].as_str().unwrap_or("?")))
         .unwrap_or_default();
     AiError::fatal(format!(
-        "agent stopped (budget): {what} after {} tool call(s){last}",
-        turn.saturating_sub(1)
+        "agent stopped (budget): {what}, after {} tool call(s){last}",
+        st.calls.len()
     ))
 }
 

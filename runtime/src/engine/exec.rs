@@ -14,6 +14,9 @@ use crate::journal::{Op, json_text, now_us};
 use crate::plan::expr::{Expr, Template, from_dynamic};
 use crate::plan::{ErrorAction, Plan, Step, StepKind, StepList};
 
+/// How long a step may run before its start is written to the journal on its own.
+const START_GRACE: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Why a list stopped: a step failed and nothing handled it.
 #[derive(Debug, Clone)]
 pub(crate) struct Failure {
@@ -81,24 +84,34 @@ impl RunCtx {
     ) -> BoxFuture<'a, Result<Value, Failure>> {
         Box::pin(async move {
             let n = list.steps.len();
+            // Dependency counting: `waiting_on[i]` unfinished steps before `i` may start;
+            // `users[d]` are the steps that wait for `d`.
+            let mut waiting_on: Vec<usize> = list.deps.iter().map(Vec::len).collect();
+            let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
+            for (i, deps) in list.deps.iter().enumerate() {
+                for &d in deps {
+                    users[d].push(i);
+                }
+            }
             let mut slots = vec![Slot::Waiting; n];
             let mut results: Vec<Option<StepResult>> = vec![None; n];
+            let mut ready: Vec<usize> = (0..n).filter(|&i| waiting_on[i] == 0).rev().collect();
             let mut running = FuturesUnordered::new();
             loop {
-                // Start every waiting step whose dependencies are done.
-                for i in 0..n {
-                    if slots[i] == Slot::Waiting && list.deps[i].iter().all(|&d| slots[d] == Slot::Done) {
-                        slots[i] = Slot::Running;
-                        let step = list.steps[i].clone();
-                        let me = self.clone();
-                        let sc = scope.clone();
-                        running.push(async move { (i, me.run_step(step, sc).await) });
+                while let Some(i) = ready.pop() {
+                    if slots[i] != Slot::Waiting {
+                        continue;
                     }
+                    slots[i] = Slot::Running;
+                    let step = list.steps[i].clone();
+                    let me = self.clone();
+                    let sc = scope.clone();
+                    running.push(async move { (i, me.run_step(step, sc).await) });
                 }
                 let Some((i, done)) = running.next().await else {
                     break;
                 };
-                slots[i] = Slot::Done;
+                let mut finished = vec![i];
                 match done {
                     Ok(Done::Finished(r)) => results[i] = Some(r),
                     Ok(Done::Goto(r, target)) => {
@@ -106,23 +119,29 @@ impl RunCtx {
                         for j in (i + 1)..target {
                             if slots[j] == Slot::Waiting {
                                 slots[j] = Slot::Done;
-                                let step = &list.steps[j];
+                                let why = format!(
+                                    "skipped: `{}` failed and jumped to `{}`",
+                                    list.steps[i].id, list.steps[target].id
+                                );
                                 let skipped = self
-                                    .record_skip(
-                                        step,
-                                        &scope,
-                                        Some(format!(
-                                            "skipped: `{}` failed and jumped to `{}`",
-                                            list.steps[i].id, list.steps[target].id
-                                        )),
-                                    )
+                                    .record_skip(&list.steps[j], &scope, Some(why))
                                     .await
                                     .map_err(|message| Failure { message })?;
                                 results[j] = Some(skipped);
+                                finished.push(j);
                             }
                         }
                     }
                     Err(f) => return Err(f),
+                }
+                slots[i] = Slot::Done;
+                for d in finished {
+                    for &u in &users[d] {
+                        waiting_on[u] -= 1;
+                        if waiting_on[u] == 0 {
+                            ready.push(u);
+                        }
+                    }
                 }
             }
             Ok(results
@@ -141,22 +160,35 @@ impl RunCtx {
         };
         self.shared
             .journal
-            .commit(vec![Op::StepFinished {
-                run: self.id.clone(),
-                key: key.clone(),
-                step_id: step.id.clone(),
-                kind: step.kind.name(),
-                status: "skipped",
-                attempt: 0,
-                output: None,
-                error: why,
-                seq: self.next_event(),
-                at: now_us(),
-            }])
+            .commit(vec![self.finished_op(&key, step, "skipped", 0, None, why)])
             .await
             .map_err(|e| e.to_string())?;
         self.finish(&key, step, scope, r.clone(), 0, true, None);
         Ok(r)
+    }
+
+    /// The journal record of a step reaching a final state.
+    fn finished_op(
+        &self,
+        key: &str,
+        step: &Step,
+        status: &'static str,
+        attempt: u32,
+        output: Option<String>,
+        error: Option<String>,
+    ) -> Op {
+        Op::StepFinished {
+            run: self.id.clone(),
+            key: key.to_string(),
+            step_id: step.id.clone(),
+            kind: step.kind.name(),
+            status,
+            attempt,
+            output,
+            error,
+            seq: self.next_event(),
+            at: now_us(),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -220,30 +252,50 @@ impl RunCtx {
             if self.cancel.is_cancelled() {
                 return Err(at_fail("cancelled".into()));
             }
-            self.shared.journal.submit(vec![Op::StepStarted {
+            // The start record rides with the step's finish commit when the step is quick
+            // (one commit per step); a step still running after a moment has its start
+            // record written on its own so the journal shows it as running.
+            let mut start = Some(Op::StepStarted {
                 run: self.id.clone(),
                 key: key.clone(),
                 step_id: step.id.clone(),
                 kind: step.kind.name(),
                 attempt,
-                seq: self.next_step_seq(),
+                seq: self.next_event(),
                 at: now_us(),
-            }]);
+            });
             self.emit(EngineEvent::StepStarted {
                 run: self.id.clone(),
                 key: key.clone(),
                 attempt,
             });
             let exec = self.clone().execute(step.clone(), scope.clone(), key.clone());
-            let result = match step.timeout {
-                Some(t) => match tokio::time::timeout(t, exec).await {
-                    Ok(r) => r,
-                    Err(_) => Err(AttemptError {
-                        message: format!("timed out after {}", humantime::format_duration(t)),
-                        retryable: true,
-                    }),
-                },
-                None => exec.await,
+            let timed = async {
+                match step.timeout {
+                    Some(t) => match tokio::time::timeout(t, exec).await {
+                        Ok(r) => r,
+                        Err(_) => Err(AttemptError {
+                            message: format!("timed out after {}", humantime::format_duration(t)),
+                            retryable: true,
+                        }),
+                    },
+                    None => exec.await,
+                }
+            };
+            tokio::pin!(timed);
+            let result = tokio::select! {
+                biased;
+                r = &mut timed => r,
+                _ = tokio::time::sleep(START_GRACE) => {
+                    if let Some(op) = start.take() {
+                        self.shared.journal.submit(vec![op]);
+                    }
+                    timed.await
+                }
+            };
+            let with_start = |op: Op, start: &mut Option<Op>| match start.take() {
+                Some(s) => vec![s, op],
+                None => vec![op],
             };
             match result {
                 Ok(output) => {
@@ -252,20 +304,13 @@ impl RunCtx {
                     } else {
                         Some(json_text(&output))
                     };
+                    let ops = with_start(
+                        self.finished_op(&key, &step, "succeeded", attempt, text, None),
+                        &mut start,
+                    );
                     self.shared
                         .journal
-                        .commit(vec![Op::StepFinished {
-                            run: self.id.clone(),
-                            key: key.clone(),
-                            step_id: step.id.clone(),
-                            kind: step.kind.name(),
-                            status: "succeeded",
-                            attempt,
-                            output: text,
-                            error: None,
-                            seq: self.next_event(),
-                            at: now_us(),
-                        }])
+                        .commit(ops)
                         .await
                         .map_err(|e| at_fail(format!("journal: {e}")))?;
                     let r = StepResult {
@@ -285,14 +330,18 @@ impl RunCtx {
                 }
                 Err(e) if e.retryable && tries < step.retry.attempts && !self.cancel.is_cancelled() => {
                     let delay = step.retry.delay_before(tries + 1);
-                    self.shared.journal.submit(vec![Op::AttemptFailed {
-                        run: self.id.clone(),
-                        key: key.clone(),
-                        attempt,
-                        error: e.message.clone(),
-                        seq: self.next_event(),
-                        at: now_us(),
-                    }]);
+                    let ops = with_start(
+                        Op::AttemptFailed {
+                            run: self.id.clone(),
+                            key: key.clone(),
+                            attempt,
+                            error: e.message.clone(),
+                            seq: self.next_event(),
+                            at: now_us(),
+                        },
+                        &mut start,
+                    );
+                    self.shared.journal.submit(ops);
                     self.emit(EngineEvent::StepRetrying {
                         run: self.id.clone(),
                         key: key.clone(),
@@ -312,20 +361,20 @@ impl RunCtx {
                         e.message
                     };
                     let handled = !self.cancel.is_cancelled() && step.on_error != ErrorAction::Fail;
+                    let ops = with_start(
+                        self.finished_op(
+                            &key,
+                            &step,
+                            if handled { "continued" } else { "failed" },
+                            attempt,
+                            None,
+                            Some(message.clone()),
+                        ),
+                        &mut start,
+                    );
                     self.shared
                         .journal
-                        .commit(vec![Op::StepFinished {
-                            run: self.id.clone(),
-                            key: key.clone(),
-                            step_id: step.id.clone(),
-                            kind: step.kind.name(),
-                            status: if handled { "continued" } else { "failed" },
-                            attempt,
-                            output: None,
-                            error: Some(message.clone()),
-                            seq: self.next_event(),
-                            at: now_us(),
-                        }])
+                        .commit(ops)
                         .await
                         .map_err(|e| at_fail(format!("journal: {e}")))?;
                     let dur = started.elapsed().as_micros() as u64;

@@ -3,6 +3,7 @@
 //! finished step again.
 
 mod ai;
+pub use ai::DEFAULT_INSTRUCTIONS;
 mod exec;
 pub mod models;
 pub mod scope;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use stepwise_plugins::PluginHost;
 use stepwise_plugins::rhai_sandbox::{self, Limits};
 use stepwise_tools::{Registry, ToolContext};
 use tokio::sync::mpsc;
@@ -95,8 +97,9 @@ impl EngineConfig {
         EngineConfig {
             workspace: workspace.into(),
             script_limits: Limits::default(),
+            // Conditions and templates run on the async executor: keep them short.
             expr_limits: Limits {
-                max_operations: 1_000_000,
+                max_operations: 200_000,
                 timeout: Duration::from_secs(1),
                 ..Limits::default()
             },
@@ -112,6 +115,8 @@ pub(crate) struct Shared {
     pub expr_engine: rhai::Engine,
     pub tool_cx: ToolContext,
     pub observer: Option<mpsc::UnboundedSender<EngineEvent>>,
+    /// Plugins started for the plans of this engine (their tools live in `registry`).
+    pub plugins: Arc<PluginHost>,
 }
 
 /// The engine. Cheap to clone; runs may be started concurrently.
@@ -124,6 +129,7 @@ impl Engine {
     pub fn new(journal: Journal, registry: Registry, config: EngineConfig) -> Self {
         let expr_engine = rhai_sandbox::expression_engine(&config.expr_limits);
         let tool_cx = ToolContext::new(config.workspace.clone());
+        let plugins = Arc::new(PluginHost::new(registry.clone(), config.workspace.clone()));
         Engine {
             shared: Arc::new(Shared {
                 journal,
@@ -132,6 +138,7 @@ impl Engine {
                 expr_engine,
                 tool_cx,
                 observer: None,
+                plugins,
             }),
         }
     }
@@ -147,6 +154,7 @@ impl Engine {
                 expr_engine: rhai_sandbox::expression_engine(&s.config.expr_limits),
                 tool_cx: s.tool_cx.clone(),
                 observer: Some(tx),
+                plugins: s.plugins.clone(),
             }),
         }
     }
@@ -166,6 +174,11 @@ impl Engine {
         &self.shared.registry
     }
 
+    /// Root directory of file tools.
+    pub fn workspace(&self) -> &Path {
+        &self.shared.config.workspace
+    }
+
     /// An expression engine with the plan-checking limits (for `validate`).
     pub fn check_env(&self) -> CheckEnv<'_> {
         CheckEnv {
@@ -177,6 +190,24 @@ impl Engine {
     /// Load and check a plan file with this engine's tools.
     pub fn load_plan(&self, path: &Path) -> Result<Plan> {
         crate::plan::load_file(path, &self.check_env()).map_err(Error::Plan)
+    }
+
+    /// The plugins started by this engine's plans.
+    pub fn plugins(&self) -> &Arc<PluginHost> {
+        &self.shared.plugins
+    }
+
+    /// Load a plan file: start the plugins it declares (and those of the workflows it
+    /// calls), then check it against the tools they add. Problems of both kinds come back
+    /// together.
+    pub async fn prepare_plan(&self, path: &Path) -> Result<Plan> {
+        let display = path.display().to_string();
+        let started = match std::fs::read_to_string(path) {
+            Ok(src) => crate::plan::plugins::start_plan_plugins(&self.shared.plugins, &src, &display, Some(path)).await,
+            Err(_) => Ok(()), // load_file reports it
+        };
+        let checked = crate::plan::load_file(path, &self.check_env());
+        merge_problems(started, checked)
     }
 
     /// Start a new run of `plan` and drive it to the end.
@@ -211,7 +242,6 @@ impl Engine {
             HashMap::new(),
             HashMap::new(),
             1,
-            0,
             cancel,
         );
         Ok(run.drive(false).await)
@@ -222,14 +252,14 @@ impl Engine {
     pub async fn resume(&self, run_id: &str, force: bool, cancel: CancellationToken) -> Result<RunOutcome> {
         let id = self.shared.journal.resolve_id(run_id).await?;
         let rid = id.clone();
-        let (record, steps, (ev_seq, st_seq)) = self
+        let (record, steps, ev_seq) = self
             .shared
             .journal
             .read(move |c| {
                 Ok((
                     crate::journal::read_run(c, &rid)?,
                     crate::journal::read_steps(c, &rid)?,
-                    crate::journal::read_max_seqs(c, &rid)?,
+                    crate::journal::read_max_seq(c, &rid)?,
                 ))
             })
             .await?;
@@ -254,13 +284,21 @@ impl Engine {
             _ => {}
         }
         let path = record.plan_path.as_ref().map(PathBuf::from);
-        let plan = crate::plan::load_str(
+        // The plan's plugins are started again (a resumed run may be in a new process).
+        let started = crate::plan::plugins::start_plan_plugins(
+            &self.shared.plugins,
+            &record.plan_source,
+            &record.plan_name,
+            path.as_deref(),
+        )
+        .await;
+        let checked = crate::plan::load_str(
             &record.plan_source,
             &record.plan_name,
             path.as_deref(),
             &self.check_env(),
-        )
-        .map_err(Error::Plan)?;
+        );
+        let plan = merge_problems(started, checked)?;
         let mut done = HashMap::new();
         let mut attempts = HashMap::new();
         for s in steps {
@@ -287,7 +325,6 @@ impl Engine {
             done,
             attempts,
             ev_seq + 1,
-            st_seq,
             cancel,
         );
         let seq = run.next_event();
@@ -301,6 +338,24 @@ impl Engine {
             }])
             .await?;
         Ok(run.drive(true).await)
+    }
+}
+
+/// A plan, or every problem found while starting its plugins and checking it.
+fn merge_problems(
+    started: std::result::Result<(), crate::plan::Diagnostics>,
+    checked: std::result::Result<Plan, crate::plan::Diagnostics>,
+) -> Result<Plan> {
+    match (started, checked) {
+        (Ok(()), Ok(p)) => Ok(p),
+        (Ok(()), Err(d)) => Err(Error::Plan(d)),
+        (Err(mut a), checked) => {
+            if let Err(b) = checked {
+                a.0.extend(b.0);
+            }
+            a.0.dedup();
+            Err(Error::Plan(a))
+        }
     }
 }
 
@@ -319,7 +374,6 @@ pub(crate) struct RunCtx {
     /// Attempts already made by unfinished steps (so numbering continues on resume).
     pub prior_attempts: HashMap<String, u32>,
     event_seq: AtomicI64,
-    step_seq: AtomicI64,
     pub cancel: CancellationToken,
     pub tool_cx: ToolContext,
 }
@@ -334,7 +388,6 @@ impl RunCtx {
         done: HashMap<String, StepResult>,
         prior_attempts: HashMap<String, u32>,
         event_seq: i64,
-        step_seq: i64,
         cancel: CancellationToken,
     ) -> Arc<RunCtx> {
         let mut tool_cx = shared.tool_cx.clone();
@@ -348,7 +401,6 @@ impl RunCtx {
             done: std::sync::Mutex::new(done),
             prior_attempts,
             event_seq: AtomicI64::new(event_seq),
-            step_seq: AtomicI64::new(step_seq),
             cancel,
             tool_cx,
         })
@@ -356,10 +408,6 @@ impl RunCtx {
 
     pub fn next_event(&self) -> i64 {
         self.event_seq.fetch_add(1, Ordering::Relaxed)
-    }
-
-    pub fn next_step_seq(&self) -> i64 {
-        self.step_seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     pub fn emit(&self, ev: EngineEvent) {

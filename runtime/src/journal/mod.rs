@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use crate::error::{Error, Result};
 
 pub use read::{AttemptRecord, EventRecord, RunRecord, RunSummary, StepRecord};
-pub(crate) use read::{max_seqs as read_max_seqs, run as read_run, steps as read_steps};
+pub(crate) use read::{max_seq as read_max_seq, run as read_run, steps as read_steps};
 pub use write::Op;
 
 /// How hard each commit tries to reach the disk.
@@ -61,7 +61,8 @@ struct Msg {
 
 struct Inner {
     tx: std::sync::Mutex<Option<mpsc::Sender<Msg>>>,
-    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+    stop_checkpointer: Arc<std::sync::atomic::AtomicBool>,
     path: PathBuf,
 }
 
@@ -71,10 +72,11 @@ impl Drop for Inner {
         if let Ok(mut tx) = self.tx.lock() {
             tx.take();
         }
-        if let Ok(mut t) = self.thread.lock()
-            && let Some(t) = t.take()
-        {
-            let _ = t.join();
+        self.stop_checkpointer.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut ts) = self.threads.lock() {
+            for t in ts.drain(..) {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -99,14 +101,21 @@ impl Journal {
         migrate(path).await?;
         let conn = write::open_writer(path, durability)?;
         let (tx, rx) = mpsc::channel::<Msg>();
-        let thread = std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("stepwise-journal".into())
             .spawn(move || write::writer_loop(conn, rx))
             .map_err(|e| Error::io("cannot start the journal thread", e))?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p, st) = (path.to_path_buf(), stop.clone());
+        let checkpointer = std::thread::Builder::new()
+            .name("stepwise-checkpoint".into())
+            .spawn(move || write::checkpointer(&p, st))
+            .map_err(|e| Error::io("cannot start the checkpoint thread", e))?;
         Ok(Journal {
             inner: Arc::new(Inner {
                 tx: std::sync::Mutex::new(Some(tx.clone())),
-                thread: std::sync::Mutex::new(Some(thread)),
+                threads: std::sync::Mutex::new(vec![writer, checkpointer]),
+                stop_checkpointer: stop,
                 path: path.to_path_buf(),
             }),
             sender: tx,

@@ -137,64 +137,122 @@ pub(crate) fn run(conn: &Connection, id: &str) -> Result<RunRecord> {
     })
 }
 
-pub(crate) fn steps(conn: &Connection, id: &str) -> Result<Vec<StepRecord>> {
-    let mut stmt = conn.prepare(
-        "SELECT s.key, s.step_id, s.kind, s.status, s.attempts, s.seq, s.started_at, s.finished_at, s.error, o.value
-         FROM steps s LEFT JOIN outputs o ON o.run_id = s.run_id AND o.key = s.key
-         WHERE s.run_id = ?1 ORDER BY s.seq, s.key",
-    )?;
-    let rows = stmt.query_map(params![id], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, u32>(4)?,
-            r.get::<_, i64>(5)?,
-            r.get::<_, Option<i64>>(6)?,
-            r.get::<_, Option<i64>>(7)?,
-            r.get::<_, Option<String>>(8)?,
-            r.get::<_, Option<String>>(9)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for r in rows {
-        let r = r?;
-        out.push(StepRecord {
-            key: r.0,
-            step_id: r.1,
-            kind: r.2,
-            status: r.3,
-            attempts: r.4,
-            seq: r.5,
-            started_at: r.6,
-            finished_at: r.7,
-            error: r.8,
-            output: parse_json(r.9)?,
-        });
-    }
-    Ok(out)
+/// One row of `events`, as stored.
+struct RawEvent {
+    seq: i64,
+    at: i64,
+    kind: String,
+    key: Option<String>,
+    step_id: Option<String>,
+    step_kind: Option<String>,
+    attempt: Option<u32>,
+    status: Option<String>,
+    output: Option<String>,
+    error: Option<String>,
 }
 
-pub(crate) fn attempts(conn: &Connection, id: &str) -> Result<Vec<AttemptRecord>> {
-    let mut stmt = conn.prepare(
-        "SELECT key, attempt, status, started_at, finished_at, error FROM attempts WHERE run_id = ?1 ORDER BY started_at, key, attempt",
+fn raw_events(conn: &Connection, id: &str) -> Result<Vec<RawEvent>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, at, kind, key, step_id, step_kind, attempt, status, output, error
+         FROM events WHERE run_id = ?1 ORDER BY seq",
     )?;
     let rows = stmt.query_map(params![id], |r| {
-        Ok(AttemptRecord {
-            key: r.get(0)?,
-            attempt: r.get(1)?,
-            status: r.get(2)?,
-            started_at: r.get(3)?,
-            finished_at: r.get(4)?,
-            error: r.get(5)?,
+        Ok(RawEvent {
+            seq: r.get(0)?,
+            at: r.get(1)?,
+            kind: r.get(2)?,
+            key: r.get(3)?,
+            step_id: r.get(4)?,
+            step_kind: r.get(5)?,
+            attempt: r.get(6)?,
+            status: r.get(7)?,
+            output: r.get(8)?,
+            error: r.get(9)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// Fold a run's events into its steps (in the order they first started) and attempts.
+fn fold(events: Vec<RawEvent>) -> Result<(Vec<StepRecord>, Vec<AttemptRecord>)> {
+    let mut steps: Vec<StepRecord> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut attempts: Vec<AttemptRecord> = Vec::new();
+    let mut attempt_index: std::collections::HashMap<(String, u32), usize> = std::collections::HashMap::new();
+    for e in events {
+        let Some(key) = e.key else { continue };
+        let i = *index.entry(key.clone()).or_insert_with(|| {
+            steps.push(StepRecord {
+                key: key.clone(),
+                step_id: e.step_id.clone().unwrap_or_default(),
+                kind: e.step_kind.clone().unwrap_or_default(),
+                status: String::new(),
+                attempts: 0,
+                seq: e.seq,
+                started_at: None,
+                finished_at: None,
+                error: None,
+                output: None,
+            });
+            steps.len() - 1
+        });
+        let s = &mut steps[i];
+        let attempt = e.attempt.unwrap_or(0);
+        match e.kind.as_str() {
+            "step_started" => {
+                s.status = "running".into();
+                s.attempts = s.attempts.max(attempt);
+                s.started_at.get_or_insert(e.at);
+                s.finished_at = None;
+                s.error = None;
+                attempt_index.insert((key.clone(), attempt), attempts.len());
+                attempts.push(AttemptRecord {
+                    key,
+                    attempt,
+                    status: "running".into(),
+                    started_at: e.at,
+                    finished_at: None,
+                    error: None,
+                });
+            }
+            "attempt_failed" => {
+                if let Some(&a) = attempt_index.get(&(key, attempt)) {
+                    attempts[a].status = "failed".into();
+                    attempts[a].finished_at = Some(e.at);
+                    attempts[a].error = e.error;
+                }
+            }
+            "step_finished" => {
+                let status = e.status.unwrap_or_default();
+                s.started_at.get_or_insert(e.at);
+                s.finished_at = Some(e.at);
+                s.attempts = s.attempts.max(attempt);
+                s.error = e.error.clone();
+                s.output = parse_json(e.output)?;
+                if let Some(&a) = attempt_index.get(&(key, attempt)) {
+                    attempts[a].status = if status == "succeeded" {
+                        status.clone()
+                    } else {
+                        "failed".into()
+                    };
+                    attempts[a].finished_at = Some(e.at);
+                    attempts[a].error = e.error;
+                }
+                s.status = status;
+            }
+            _ => {}
+        }
+    }
+    Ok((steps, attempts))
+}
+
+pub(crate) fn steps(conn: &Connection, id: &str) -> Result<Vec<StepRecord>> {
+    Ok(fold(raw_events(conn, id)?)?.0)
+}
+
 pub(crate) fn events(conn: &Connection, id: &str) -> Result<Vec<EventRecord>> {
-    let mut stmt = conn.prepare("SELECT seq, at, kind, key, data FROM events WHERE run_id = ?1 ORDER BY seq")?;
+    let mut stmt =
+        conn.prepare("SELECT seq, at, kind, key, COALESCE(error, status) FROM events WHERE run_id = ?1 ORDER BY seq")?;
     let rows = stmt.query_map(params![id], |r| {
         Ok(EventRecord {
             seq: r.get(0)?,
@@ -207,18 +265,13 @@ pub(crate) fn events(conn: &Connection, id: &str) -> Result<Vec<EventRecord>> {
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-pub(crate) fn max_seqs(conn: &Connection, id: &str) -> Result<(i64, i64)> {
-    let ev: i64 = conn.query_row(
+/// The highest event sequence number of a run.
+pub(crate) fn max_seq(conn: &Connection, id: &str) -> Result<i64> {
+    Ok(conn.query_row(
         "SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?1",
         params![id],
         |r| r.get(0),
-    )?;
-    let st: i64 = conn.query_row(
-        "SELECT COALESCE(MAX(seq), 0) FROM steps WHERE run_id = ?1",
-        params![id],
-        |r| r.get(0),
-    )?;
-    Ok((ev, st))
+    )?)
 }
 
 impl Journal {
@@ -227,7 +280,8 @@ impl Journal {
         self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT r.id, r.plan_name, r.status, r.created_at, r.finished_at, r.error, r.pid,
-                        (SELECT COUNT(*) FROM steps s WHERE s.run_id = r.id AND s.status IN ('succeeded','skipped','continued'))
+                        (SELECT COUNT(DISTINCT e.key) FROM events e WHERE e.run_id = r.id AND e.kind = 'step_finished'
+                           AND e.status IN ('succeeded','skipped','continued'))
                  FROM runs r WHERE (?2 IS NULL OR r.status = ?2) AND r.parent_run_id IS NULL
                  ORDER BY r.created_at DESC LIMIT ?1",
             )?;
@@ -261,12 +315,8 @@ impl Journal {
     ) -> Result<(RunRecord, Vec<StepRecord>, Vec<AttemptRecord>, Vec<EventRecord>)> {
         let id = id.to_string();
         self.read(move |conn| {
-            Ok((
-                run(conn, &id)?,
-                steps(conn, &id)?,
-                attempts(conn, &id)?,
-                events(conn, &id)?,
-            ))
+            let (steps, attempts) = fold(raw_events(conn, &id)?)?;
+            Ok((run(conn, &id)?, steps, attempts, events(conn, &id)?))
         })
         .await
     }

@@ -1,7 +1,8 @@
 //! The writer thread: group commit of queued operations with cached statements.
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 
 use rusqlite::{Connection, params};
 
@@ -74,13 +75,18 @@ pub(super) fn open_writer(path: &Path, durability: Durability) -> Result<Connect
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", durability.pragma())?;
+    // Checkpoints run on their own thread (see `checkpointer`), never inside a step's commit.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }
 
+/// WAL pages after which the checkpointer copies the log back into the database.
+const CHECKPOINT_PAGES: i64 = 4000;
+
 pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Msg>) {
     let mut batch: Vec<Msg> = Vec::with_capacity(256);
-    while let Ok(first) = rx.recv() {
+    while let Some(first) = next_message(&rx) {
         batch.push(first);
         while batch.len() < 4096 {
             match rx.try_recv() {
@@ -103,6 +109,45 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Msg>) {
     }
 }
 
+/// The next queued write. A run that just got its commit acknowledged usually sends the next
+/// one within microseconds, so spin briefly before sleeping: waking a parked thread costs
+/// more than the spin.
+fn next_message(rx: &mpsc::Receiver<Msg>) -> Option<Msg> {
+    let spin_until = std::time::Instant::now() + std::time::Duration::from_micros(SPIN_MICROS);
+    loop {
+        match rx.try_recv() {
+            Ok(m) => return Some(m),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) if std::time::Instant::now() < spin_until => std::hint::spin_loop(),
+            Err(mpsc::TryRecvError::Empty) => return rx.recv().ok(),
+        }
+    }
+}
+
+/// How long the writer spins for the next write before it parks.
+const SPIN_MICROS: u64 = 40;
+
+/// Copies the WAL back into the database file from its own connection, so commits never
+/// pay for it. Passive: it never waits for or blocks the writer. It looks at the log with a
+/// `NOOP` checkpoint (no I/O) and copies once enough pages have piled up.
+pub(super) fn checkpointer(path: &Path, stop: Arc<AtomicBool>) {
+    let Ok(conn) = Connection::open(path) else { return };
+    let _ = conn.busy_timeout(std::time::Duration::from_millis(100));
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let pending = conn
+            .query_row("PRAGMA wal_checkpoint(NOOP)", [], |r| {
+                Ok(r.get::<_, i64>(1)? - r.get::<_, i64>(2)?)
+            })
+            .unwrap_or(0);
+        if pending >= CHECKPOINT_PAGES {
+            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        }
+    }
+    // Leave a short log behind for the next process.
+    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+}
+
 fn apply_batch(conn: &mut Connection, batch: &[Msg]) -> rusqlite::Result<()> {
     if batch.iter().all(|m| m.ops.is_empty()) {
         return Ok(());
@@ -116,20 +161,58 @@ fn apply_batch(conn: &mut Connection, batch: &[Msg]) -> rusqlite::Result<()> {
     tx.commit()
 }
 
-fn event(
-    conn: &Connection,
-    run: &str,
+/// One row of `events`.
+struct Ev<'a> {
+    run: &'a str,
     seq: i64,
     at: i64,
-    kind: &str,
-    key: Option<&str>,
-    data: Option<&str>,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO events (run_id, seq, at, kind, key, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![run, seq, at, kind, key, data])?;
-    Ok(())
+    kind: &'a str,
+    key: Option<&'a str>,
+    step_id: Option<&'a str>,
+    step_kind: Option<&'a str>,
+    attempt: Option<u32>,
+    status: Option<&'a str>,
+    output: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+impl<'a> Ev<'a> {
+    fn new(run: &'a str, seq: i64, at: i64, kind: &'a str) -> Self {
+        Ev {
+            run,
+            seq,
+            at,
+            kind,
+            key: None,
+            step_id: None,
+            step_kind: None,
+            attempt: None,
+            status: None,
+            output: None,
+            error: None,
+        }
+    }
+
+    fn insert(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO events (run_id, seq, at, kind, key, step_id, step_kind, attempt, status, output, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?
+        .execute(params![
+            self.run,
+            self.seq,
+            self.at,
+            self.kind,
+            self.key,
+            self.step_id,
+            self.step_kind,
+            self.attempt,
+            self.status,
+            self.output,
+            self.error
+        ])?;
+        Ok(())
+    }
 }
 
 fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
@@ -150,14 +233,14 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?7, ?8, ?9)",
             )?
             .execute(params![id, plan_name, plan_path, plan_source, plan_hash, inputs, at, pid, parent])?;
-            event(conn, id, 0, *at, "run_created", None, None)
+            Ev::new(id, 0, *at, "run_created").insert(conn)
         }
         Op::RunResumed { id, pid, seq, at } => {
             conn.prepare_cached(
                 "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL, updated_at = ?2, pid = ?3 WHERE id = ?1",
             )?
             .execute(params![id, at, pid])?;
-            event(conn, id, *seq, *at, "run_resumed", None, None)
+            Ev::new(id, *seq, *at, "run_resumed").insert(conn)
         }
         Op::RunFinished {
             id,
@@ -171,12 +254,12 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
                 "UPDATE runs SET status = ?2, outputs = ?3, error = ?4, updated_at = ?5, finished_at = ?5, pid = NULL WHERE id = ?1",
             )?
             .execute(params![id, status, outputs, error, at])?;
-            let kind = if *status == "succeeded" {
-                "run_succeeded"
-            } else {
-                "run_failed"
-            };
-            event(conn, id, *seq, *at, kind, None, error.as_deref())
+            Ev {
+                status: Some(status),
+                error: error.as_deref(),
+                ..Ev::new(id, *seq, *at, "run_finished")
+            }
+            .insert(conn)
         }
         Op::StepStarted {
             run,
@@ -186,19 +269,15 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
             attempt,
             seq,
             at,
-        } => {
-            conn.prepare_cached(
-                "INSERT INTO steps (run_id, key, step_id, kind, status, attempts, seq, started_at)
-                 VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7)
-                 ON CONFLICT (run_id, key) DO UPDATE SET status = 'running', attempts = ?5, error = NULL, finished_at = NULL",
-            )?
-            .execute(params![run, key, step_id, kind, attempt, seq, at])?;
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO attempts (run_id, key, attempt, status, started_at) VALUES (?1, ?2, ?3, 'running', ?4)",
-            )?
-            .execute(params![run, key, attempt, at])?;
-            event(conn, run, *seq, *at, "step_started", Some(key), None)
+        } => Ev {
+            key: Some(key),
+            step_id: Some(step_id),
+            step_kind: Some(kind),
+            attempt: Some(*attempt),
+            status: Some("running"),
+            ..Ev::new(run, *seq, *at, "step_started")
         }
+        .insert(conn),
         Op::AttemptFailed {
             run,
             key,
@@ -206,13 +285,13 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
             error,
             seq,
             at,
-        } => {
-            conn.prepare_cached(
-                "UPDATE attempts SET status = 'failed', finished_at = ?4, error = ?5 WHERE run_id = ?1 AND key = ?2 AND attempt = ?3",
-            )?
-            .execute(params![run, key, attempt, at, error])?;
-            event(conn, run, *seq, *at, "attempt_failed", Some(key), Some(error))
+        } => Ev {
+            key: Some(key),
+            attempt: Some(*attempt),
+            error: Some(error),
+            ..Ev::new(run, *seq, *at, "attempt_failed")
         }
+        .insert(conn),
         Op::StepFinished {
             run,
             key,
@@ -224,32 +303,16 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
             error,
             seq,
             at,
-        } => {
-            // Skipped steps never started: insert their row here.
-            conn.prepare_cached(
-                "INSERT INTO steps (run_id, key, step_id, kind, status, attempts, seq, started_at, finished_at, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)
-                 ON CONFLICT (run_id, key) DO UPDATE SET status = ?5, attempts = ?6, finished_at = ?8, error = ?9",
-            )?
-            .execute(params![run, key, step_id, kind, status, attempt, seq, at, error])?;
-            if *attempt > 0 {
-                let a_status = if *status == "succeeded" { "succeeded" } else { "failed" };
-                conn.prepare_cached(
-                    "UPDATE attempts SET status = ?4, finished_at = ?5, error = ?6 WHERE run_id = ?1 AND key = ?2 AND attempt = ?3",
-                )?
-                .execute(params![run, key, attempt, a_status, at, error])?;
-            }
-            if let Some(out) = output {
-                conn.prepare_cached("INSERT OR REPLACE INTO outputs (run_id, key, value) VALUES (?1, ?2, ?3)")?
-                    .execute(params![run, key, out])?;
-            }
-            let ev = match *status {
-                "succeeded" => "step_succeeded",
-                "skipped" => "step_skipped",
-                "continued" => "step_failed_continued",
-                _ => "step_failed",
-            };
-            event(conn, run, *seq, *at, ev, Some(key), error.as_deref())
+        } => Ev {
+            key: Some(key),
+            step_id: Some(step_id),
+            step_kind: Some(kind),
+            attempt: Some(*attempt),
+            status: Some(status),
+            output: output.as_deref(),
+            error: error.as_deref(),
+            ..Ev::new(run, *seq, *at, "step_finished")
         }
+        .insert(conn),
     }
 }

@@ -106,16 +106,11 @@ pub struct AgentStep {
     pub instructions: Option<Template>,
     /// Names or globs, as written.
     pub tools: Vec<String>,
-    pub tool_set: globset::GlobSet,
+    /// The step's own allowlist, layered on the plan's policy: a side-effecting tool must be
+    /// named, not matched by a glob.
+    pub policy: super::ToolPolicy,
     pub max_turns: u32,
     pub max_tokens: u32,
     pub time_budget: Option<Duration>,
     pub model: Option<ModelSpec>,
-}
-
-impl AgentStep {
-    /// Whether the step lists this tool.
-    pub fn allows(&self, tool: &str) -> bool {
-        self.tool_set.is_match(tool)
-    }
 }

@@ -85,7 +85,33 @@ fn collect_props(v: &Value, out: &mut BTreeSet<String>) {
 
 mod ai;
 
+/// One list being checked: who owns which id, who waits for whom, and which step is current.
+struct Frame {
+    owner: HashMap<String, usize>,
+    deps: Vec<Vec<usize>>,
+    at: usize,
+}
+
+/// `Frame::at` for "after every step of the list" (plan outputs).
+const AFTER_ALL: usize = usize::MAX;
+
+/// Whether step `from` (transitively) waits for step `target` of the same list.
+fn waits_for(deps: &[Vec<usize>], from: usize, target: usize) -> bool {
+    let mut seen = vec![false; deps.len()];
+    let mut stack: Vec<usize> = deps.get(from).cloned().unwrap_or_default();
+    while let Some(d) = stack.pop() {
+        if d == target {
+            return true;
+        }
+        if !std::mem::replace(&mut seen[d], true) {
+            stack.extend(deps[d].iter().copied());
+        }
+    }
+    false
+}
+
 struct Checker<'a> {
+    frames: Vec<Frame>,
     /// Paths of objects that had unknown fields removed (already reported).
     pruned: BTreeSet<String>,
     file: String,
@@ -118,6 +144,7 @@ fn check_source(
     })?;
 
     let mut value = value;
+    code_scalars_as_text(&mut value, false);
     let mut diags = structural_errors(&value, &spans, file);
     // Unknown fields are reported, then dropped, so the meaning of the rest can still be
     // checked and every problem shows up in one pass.
@@ -139,6 +166,7 @@ fn check_source(
     };
 
     let mut c = Checker {
+        frames: Vec::new(),
         pruned,
         file: file.to_string(),
         spans: &spans,
@@ -169,15 +197,27 @@ fn check_source(
     }
     let (inputs_schema, inputs_validator) = c.inputs_schema(&spec.inputs);
     c.collect_ids(&spec.steps, "/steps");
-    let steps = c.list(&spec.steps, "/steps", &BTreeSet::new(), &BTreeSet::new());
-    let all_top: BTreeSet<String> = c.ids.keys().cloned().collect();
+    let steps = c.list(&spec.steps, "/steps", false);
+    // Outputs are computed after every top-level step.
+    let mut owner = HashMap::new();
+    for (k, st) in spec.steps.iter().enumerate() {
+        owner.insert(st.id.clone(), k);
+        for id in exported_ids(st) {
+            owner.insert(id, k);
+        }
+    }
+    c.frames.push(Frame {
+        owner,
+        deps: Vec::new(),
+        at: AFTER_ALL,
+    });
     let outputs = spec
         .outputs
         .iter()
         .filter_map(|(k, v)| {
             let p = format!("/outputs/{k}");
             let t = c.template(v, &p)?;
-            c.check_refs(&t.exprs(), &p, &all_top, &BTreeSet::new(), None);
+            c.check_refs(&t.exprs(), &p, None);
             Some((k.clone(), t))
         })
         .collect();
@@ -255,6 +295,25 @@ fn structural_errors(value: &Value, spans: &SpanMap, file: &str) -> Vec<Diagnost
     }
     out.dedup();
     out
+}
+
+/// `script: 1` or `when: true` are code, not numbers: keep their text so they parse as the
+/// Rhai they are.
+fn code_scalars_as_text(v: &mut Value, in_code_parent: bool) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                let code = matches!(k.as_str(), "script" | "when" | "items");
+                if code && (x.is_number() || x.is_boolean()) {
+                    *x = Value::String(x.to_string());
+                } else {
+                    code_scalars_as_text(x, code);
+                }
+            }
+        }
+        Value::Array(a) if !in_code_parent => a.iter_mut().for_each(|x| code_scalars_as_text(x, false)),
+        _ => {}
+    }
 }
 
 /// Remove the fields the plan schema does not know (each already reported), recording the
@@ -435,6 +494,13 @@ impl Checker<'_> {
                 Value::String(t) => json!({ "type": t }),
                 other => other.clone(),
             };
+            if expr::compile(self.env.engine, &format!("inputs.{name}"), false).is_err() {
+                self.err(
+                    &format!("{path}#"),
+                    format!("input name `{name}` cannot be used in expressions"),
+                )
+                .hint = Some("use letters, digits and `_`, and avoid Rhai keywords".into());
+            }
             if let Err(e) = jsonschema::validator_for(&schema) {
                 self.err(&path, format!("input `{name}` has an invalid schema: {e}"));
             }
@@ -460,6 +526,12 @@ impl Checker<'_> {
             if !valid_id(&s.id) {
                 self.err(&format!("{p}/id"), format!("step id `{}` is not valid", s.id))
                     .hint = Some("ids use letters, digits and `_` and do not start with a digit".into());
+            } else if expr::compile(self.env.engine, &format!("steps.{}", s.id), false).is_err() {
+                self.err(
+                    &format!("{p}/id"),
+                    format!("step id `{}` is a reserved word in expressions", s.id),
+                )
+                .hint = Some(format!("`steps.{}` could not be written; choose another id", s.id));
             } else if let Some(first) = self.ids.get(&s.id).cloned() {
                 let first_pos = self.spans.pos(&first);
                 self.err(&format!("{p}/id"), format!("duplicate step id `{}`", s.id))
@@ -501,22 +573,18 @@ impl Checker<'_> {
             Err(e) => {
                 let pos = self.spans.pos_in_scalar(path, e.line, e.col);
                 let what = if script { "script" } else { "expression" };
-                self.err_at(pos, format!("{what} error: {}", e.message));
+                let lost = self.spans.lost_to_comment(path);
+                let d = self.err_at(pos, format!("{what} error: {}", e.message));
+                if lost {
+                    d.hint = Some("in YAML an unquoted ` #` starts a comment (Rhai maps are `#{…}`): quote the value or use a `|` block".into());
+                }
                 None
             }
         }
     }
 
     /// Check references of `exprs` (found in the scalar at `path`) against what is visible.
-    fn check_refs(
-        &mut self,
-        exprs: &[&Expr],
-        path: &str,
-        visible: &BTreeSet<String>,
-        loop_vars: &BTreeSet<String>,
-        own_id: Option<&str>,
-    ) {
-        let _ = loop_vars;
+    fn check_refs(&mut self, exprs: &[&Expr], path: &str, own_id: Option<&str>) {
         for e in exprs {
             for r in &e.step_refs {
                 if Some(r.as_str()) == own_id {
@@ -527,7 +595,7 @@ impl Checker<'_> {
                         .map(|s| format!("did you mean `{s}`?"))
                         .unwrap_or_else(|| "check the step ids of this plan".into());
                     self.err(path, format!("reference to unknown step `{r}`")).hint = Some(hint);
-                } else if !visible.contains(r) {
+                } else if !self.is_visible(r) {
                     let who = own_id
                         .map(|s| format!("step `{s}`"))
                         .unwrap_or_else(|| "this value".into());
@@ -555,20 +623,15 @@ impl Checker<'_> {
         }
     }
 
-    /// Check one list of steps. `visible` holds ids known finished before the list starts.
-    fn list(
-        &mut self,
-        steps: &[StepSpec],
-        path: &str,
-        visible: &BTreeSet<String>,
-        loop_vars: &BTreeSet<String>,
-    ) -> StepList {
+    /// Check one list of steps. In a `parallel` list every step starts at once.
+    fn list(&mut self, steps: &[StepSpec], path: &str, parallel: bool) -> StepList {
         let index: HashMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
         // Dependencies within the list.
         let mut deps: Vec<Vec<usize>> = Vec::with_capacity(steps.len());
         for (i, s) in steps.iter().enumerate() {
             let p = format!("{path}/{i}");
             match &s.needs {
+                _ if parallel => deps.push(vec![]),
                 None => deps.push(if i == 0 { vec![] } else { vec![i - 1] }),
                 Some(needs) => {
                     let mut d = Vec::new();
@@ -595,44 +658,39 @@ impl Checker<'_> {
                 }
             }
         }
-        // Cycles, and a topological order for visibility.
-        let order = match topo_order(&deps) {
-            Ok(o) => o,
-            Err(cycle) => {
-                let names: Vec<&str> = cycle.iter().map(|&i| steps[i].id.as_str()).collect();
-                let first = cycle[0];
-                self.err(
-                    &format!("{path}/{first}/needs"),
-                    format!("steps wait for each other in a cycle: {}", names.join(" → ")),
-                )
-                .hint = Some("remove one of these `needs` entries".into());
-                (0..steps.len()).collect()
-            }
-        };
-        // What each step may see: the outer scope, plus every step it (transitively) waits
-        // for, plus the insides of those that are parallel groups or branches.
-        let mut seen: Vec<BTreeSet<String>> = vec![BTreeSet::new(); steps.len()];
-        let mut done = vec![false; steps.len()];
-        for &i in &order {
-            let mut v = BTreeSet::new();
-            for &d in &deps[i] {
-                if done[d] {
-                    v.extend(seen[d].iter().cloned());
-                }
-                v.insert(steps[d].id.clone());
-                v.extend(exported_ids(&steps[d]));
-            }
-            seen[i] = v;
-            done[i] = true;
+        // Cycles.
+        if let Err(cycle) = topo_order(&deps) {
+            let names: Vec<&str> = cycle.iter().map(|&i| steps[i].id.as_str()).collect();
+            let first = cycle[0];
+            self.err(
+                &format!("{path}/{first}/needs"),
+                format!("steps wait for each other in a cycle: {}", names.join(" → ")),
+            )
+            .hint = Some("remove one of these `needs` entries".into());
         }
+        // Which sibling "owns" each id readable after it finishes: itself, and the insides of
+        // parallel groups and branches.
+        let mut owner = HashMap::new();
+        for (k, st) in steps.iter().enumerate() {
+            owner.insert(st.id.clone(), k);
+            for id in exported_ids(st) {
+                owner.insert(id, k);
+            }
+        }
+        self.frames.push(Frame {
+            owner,
+            deps: deps.clone(),
+            at: 0,
+        });
         let mut out = StepList {
             steps: Vec::with_capacity(steps.len()),
             deps: deps.clone(),
         };
         for (i, s) in steps.iter().enumerate() {
             let p = format!("{path}/{i}");
-            let mut vis = visible.clone();
-            vis.extend(seen[i].iter().cloned());
+            if let Some(f) = self.frames.last_mut() {
+                f.at = i;
+            }
             let goto = match &s.on_error {
                 Some(OnError::Goto { goto }) => match index.get(goto.as_str()) {
                     Some(&k) if k > i => ErrorAction::Goto(k),
@@ -656,21 +714,26 @@ impl Checker<'_> {
                 Some(OnError::Simple(OnErrorAction::Continue)) => ErrorAction::Continue,
                 _ => ErrorAction::Fail,
             };
-            if let Some(step) = self.step(s, &p, &vis, loop_vars, goto) {
+            if let Some(step) = self.step(s, &p, goto) {
                 out.steps.push(Arc::new(step));
             }
         }
+        self.frames.pop();
         out
     }
 
-    fn step(
-        &mut self,
-        s: &StepSpec,
-        p: &str,
-        visible: &BTreeSet<String>,
-        loop_vars: &BTreeSet<String>,
-        on_error: ErrorAction,
-    ) -> Option<Step> {
+    /// Whether `id` has surely finished when the current step starts: it is owned by a
+    /// sibling (or a sibling of an enclosing step) that the step transitively waits for.
+    fn is_visible(&self, id: &str) -> bool {
+        for f in self.frames.iter().rev() {
+            if let Some(&k) = f.owner.get(id) {
+                return f.at == AFTER_ALL || waits_for(&f.deps, f.at, k);
+            }
+        }
+        false
+    }
+
+    fn step(&mut self, s: &StepSpec, p: &str, on_error: ErrorAction) -> Option<Step> {
         let kinds = s.kinds();
         let kind_name = match kinds.as_slice() {
             [k] => *k,
@@ -700,7 +763,7 @@ impl Checker<'_> {
         let when = s.when.as_ref().and_then(|w| {
             let wp = format!("{p}/when");
             let e = self.expression(w, &wp, false)?;
-            self.check_refs(&[&e], &wp, visible, loop_vars, own);
+            self.check_refs(&[&e], &wp, own);
             Some(e)
         });
         let timeout = match &s.timeout {
@@ -718,21 +781,21 @@ impl Checker<'_> {
             "tool" => {
                 let name = s.tool.clone().unwrap_or_default();
                 let args = self.template(&with, &args_path)?;
-                self.check_refs(&args.exprs(), &args_path, visible, loop_vars, own);
+                self.check_refs(&args.exprs(), &args_path, own);
                 self.check_tool(&name, &args, &format!("{p}/tool"), &args_path);
                 StepKind::Tool { name, args }
             }
             "script" => {
                 let sp = format!("{p}/script");
                 let e = self.expression(s.script.as_deref().unwrap_or_default(), &sp, true)?;
-                self.check_refs(&[&e], &sp, visible, loop_vars, own);
+                self.check_refs(&[&e], &sp, own);
                 StepKind::Script { expr: e }
             }
             "for_each" => {
                 let f = s.for_each.as_ref()?;
                 let fp = format!("{p}/for_each");
                 let items = self.expression(&f.items, &format!("{fp}/items"), false)?;
-                self.check_refs(&[&items], &format!("{fp}/items"), visible, loop_vars, own);
+                self.check_refs(&[&items], &format!("{fp}/items"), own);
                 if !valid_id(&f.var) || RESERVED_VARS.contains(&f.var.as_str()) {
                     self.err(
                         &format!("{fp}/as"),
@@ -740,10 +803,7 @@ impl Checker<'_> {
                     )
                     .hint = Some("use a plain name such as `city`; `inputs`, `steps` and `index` are taken".into());
                 }
-                let mut lv = loop_vars.clone();
-                lv.insert(f.var.clone());
-                lv.insert("index".into());
-                let body = self.list(&f.steps, &format!("{fp}/steps"), visible, &lv);
+                let body = self.list(&f.steps, &format!("{fp}/steps"), false);
                 if f.steps.is_empty() {
                     self.err(&fp, "a for_each needs at least one step");
                 }
@@ -763,8 +823,7 @@ impl Checker<'_> {
                             .hint = Some("use a plain list with `needs` to order some of them".into());
                     }
                 }
-                let mut body = self.list(kids, &pp, visible, loop_vars);
-                body.deps.iter_mut().for_each(Vec::clear);
+                let body = self.list(kids, &pp, true);
                 StepKind::Parallel { body }
             }
             "branch" => {
@@ -777,7 +836,7 @@ impl Checker<'_> {
                         Some(w) => {
                             let e = self.expression(w, &format!("{ap}/when"), false);
                             if let Some(e) = &e {
-                                self.check_refs(&[e], &format!("{ap}/when"), visible, loop_vars, own);
+                                self.check_refs(&[e], &format!("{ap}/when"), own);
                             }
                             e
                         }
@@ -789,7 +848,7 @@ impl Checker<'_> {
                             None
                         }
                     };
-                    let body = self.list(&arm.steps, &format!("{ap}/steps"), visible, loop_vars);
+                    let body = self.list(&arm.steps, &format!("{ap}/steps"), false);
                     out.push((cond, body));
                 }
                 StepKind::Branch { arms: out }
@@ -797,12 +856,12 @@ impl Checker<'_> {
             "workflow" => {
                 let rel = s.workflow.clone().unwrap_or_default();
                 let args = self.template(&with, &args_path)?;
-                self.check_refs(&args.exprs(), &args_path, visible, loop_vars, own);
+                self.check_refs(&args.exprs(), &args_path, own);
                 let plan = self.sub_workflow(&rel, &format!("{p}/workflow"))?;
                 StepKind::Workflow { plan, args }
             }
-            "llm" => self.llm_step(s.llm.as_ref()?, p, visible, loop_vars, own)?,
-            "agent" => self.agent_step(s.agent.as_ref()?, p, visible, loop_vars, own)?,
+            "llm" => self.llm_step(s.llm.as_ref()?, p, own)?,
+            "agent" => self.agent_step(s.agent.as_ref()?, p, own)?,
             _ => return None,
         };
         Some(Step {

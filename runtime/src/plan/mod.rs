@@ -7,6 +7,7 @@ pub mod diag;
 pub mod expr;
 mod inputs;
 pub mod model;
+pub mod plugins;
 pub mod spec;
 pub mod yaml;
 

@@ -164,6 +164,24 @@ impl ToolPolicy {
         })
     }
 
+    /// Why `tool` may not be called under every one of `layers` (e.g. the plan's policy,
+    /// then an agent step's own allowlist), or `None` when all of them allow it. A
+    /// side-effecting tool must be named explicitly by each layer that has an allowlist.
+    pub fn refusal_layered(layers: &[&ToolPolicy], tool: &str, side_effects: bool) -> Option<String> {
+        layers.iter().find_map(|p| p.refusal(tool, side_effects))
+    }
+
+    /// The tools of `registry` that may be called under every one of `layers`: what an agent
+    /// step offers its model.
+    pub fn visible(layers: &[&ToolPolicy], registry: &stepwise_tools::Registry) -> Vec<stepwise_tools::ToolSpec> {
+        registry
+            .list()
+            .into_iter()
+            .filter(|t| Self::refusal_layered(layers, &t.spec.name, t.spec.side_effects).is_none())
+            .map(|t| t.spec)
+            .collect()
+    }
+
     /// Why `tool` may not be called, or `None` when it may.
     pub fn refusal(&self, tool: &str, side_effects: bool) -> Option<String> {
         if self.deny.as_ref().is_some_and(|d| d.is_match(tool)) {
@@ -209,5 +227,39 @@ impl Plan {
                 .sum()
         }
         count(&self.steps)
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    #[test]
+    fn layers_narrow_and_side_effects_need_explicit_names() {
+        let plan = ToolPolicy::new(Some(&["clock.*".into(), "files.read_text_file".into()]), &[]).unwrap();
+        let step = ToolPolicy::new(Some(&["clock.get_current_time".into()]), &[]).unwrap();
+        let layers = [&plan, &step];
+        assert!(ToolPolicy::refusal_layered(&layers, "clock.get_current_time", true).is_none());
+        let why = ToolPolicy::refusal_layered(&layers, "clock.convert_time", false).unwrap();
+        assert!(why.contains("not in `tools.allow`"), "{why}");
+        let why = ToolPolicy::refusal_layered(&[&plan], "files.write_file", true).unwrap();
+        assert!(why.contains("not in `tools.allow`"), "{why}");
+        let open = ToolPolicy::new(Some(&["*".into()]), &["util.sleep".into()]).unwrap();
+        assert!(open.refusal("util.noop", false).is_none());
+        assert!(open.refusal("util.sleep", false).unwrap().contains("denied"));
+        assert!(
+            open.refusal("fs.write", true)
+                .unwrap()
+                .contains("must be allowed explicitly")
+        );
+        let reg = stepwise_tools::Registry::with_builtins();
+        let names: Vec<String> = ToolPolicy::visible(&[&open], &reg)
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert!(names.contains(&"util.noop".to_string()), "{names:?}");
+        assert!(names.contains(&"time.now".to_string()), "{names:?}");
+        assert!(!names.contains(&"util.sleep".to_string()), "denied: {names:?}");
+        assert!(!names.contains(&"file.write".to_string()), "side effects: {names:?}");
     }
 }

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 /// A stepwise plan: typed inputs, a list of steps, and outputs computed from them.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "stepwise plan", extend("$id" = "https://stepwise.dev/schema/plan-v1.json"))]
+#[schemars(title = "stepwise plan")]
 pub struct PlanSpec {
     /// Format version. Always `1`.
     #[schemars(range(min = 1, max = 1))]
@@ -35,6 +35,10 @@ pub struct PlanSpec {
     /// Tool permissions for the whole plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<ToolPolicySpec>,
+    /// Plugins this plan uses, by name: Rhai tools or MCP servers. They start before the
+    /// plan is checked; their tools are called as `<plugin>.<tool>`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub plugins: std::collections::BTreeMap<String, stepwise_plugins::PluginSpec>,
     /// Defaults applied to every step that does not set its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defaults: Option<StepDefaults>,

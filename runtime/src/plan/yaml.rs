@@ -45,6 +45,19 @@ impl SpanMap {
         }
     }
 
+    /// Whether the scalar at `path` is a plain (unquoted, single-line) YAML scalar whose
+    /// source line holds a ` #` — YAML read everything after it as a comment.
+    pub fn lost_to_comment(&self, path: &str) -> bool {
+        self.values.get(path).is_some_and(|i| {
+            i.style == ScalarStyle::Plain
+                && self
+                    .source
+                    .lines()
+                    .nth(i.pos.line.saturating_sub(1))
+                    .is_some_and(|l| l[l.len().min(i.pos.col.saturating_sub(1))..].contains(" #"))
+        })
+    }
+
     /// Position of the key that ends `path` (falls back to the value).
     pub fn key_pos(&self, path: &str) -> Pos {
         match self.values.get(&format!("{path}#")) {

@@ -25,6 +25,7 @@ use crate::choose::{ChooseRequest, Decision};
 use crate::error::{ModelError, Result};
 use crate::template::ChatTemplate;
 
+pub mod bare;
 pub use session::{Logits, SeqId, Session};
 pub use worker::Worker;
 

@@ -1,6 +1,5 @@
 //! Checking `llm` and `agent` steps.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -12,16 +11,9 @@ use crate::plan::model::StepKind;
 
 impl Checker<'_> {
     /// A prompt-like text with `${…}` expressions.
-    fn text_template(
-        &mut self,
-        text: &str,
-        path: &str,
-        visible: &BTreeSet<String>,
-        loop_vars: &BTreeSet<String>,
-        own: Option<&str>,
-    ) -> Option<Template> {
+    fn text_template(&mut self, text: &str, path: &str, own: Option<&str>) -> Option<Template> {
         let t = self.template(&Value::String(text.to_string()), path)?;
-        self.check_refs(&t.exprs(), path, visible, loop_vars, own);
+        self.check_refs(&t.exprs(), path, own);
         Some(t)
     }
 
@@ -48,18 +40,11 @@ impl Checker<'_> {
         m
     }
 
-    pub(super) fn llm_step(
-        &mut self,
-        l: &LlmSpec,
-        p: &str,
-        visible: &BTreeSet<String>,
-        loop_vars: &BTreeSet<String>,
-        own: Option<&str>,
-    ) -> Option<StepKind> {
+    pub(super) fn llm_step(&mut self, l: &LlmSpec, p: &str, own: Option<&str>) -> Option<StepKind> {
         let lp = format!("{p}/llm");
-        let prompt = self.text_template(&l.prompt, &format!("{lp}/prompt"), visible, loop_vars, own);
+        let prompt = self.text_template(&l.prompt, &format!("{lp}/prompt"), own);
         let system = match &l.system {
-            Some(s) => Some(self.text_template(s, &format!("{lp}/system"), visible, loop_vars, own)?),
+            Some(s) => Some(self.text_template(s, &format!("{lp}/system"), own)?),
             None => None,
         };
         let validator = match &l.schema {
@@ -92,21 +77,13 @@ impl Checker<'_> {
         })))
     }
 
-    pub(super) fn agent_step(
-        &mut self,
-        a: &AgentSpec,
-        p: &str,
-        visible: &BTreeSet<String>,
-        loop_vars: &BTreeSet<String>,
-        own: Option<&str>,
-    ) -> Option<StepKind> {
+    pub(super) fn agent_step(&mut self, a: &AgentSpec, p: &str, own: Option<&str>) -> Option<StepKind> {
         let ap = format!("{p}/agent");
-        let prompt = self.text_template(&a.prompt, &format!("{ap}/prompt"), visible, loop_vars, own);
+        let prompt = self.text_template(&a.prompt, &format!("{ap}/prompt"), own);
         let instructions = match &a.instructions {
-            Some(s) => Some(self.text_template(s, &format!("{ap}/instructions"), visible, loop_vars, own)?),
+            Some(s) => Some(self.text_template(s, &format!("{ap}/instructions"), own)?),
             None => None,
         };
-        let mut b = globset::GlobSetBuilder::new();
         let names = self.env.registry.names();
         for (i, pat) in a.tools.iter().enumerate() {
             let tp = format!("{ap}/tools/{i}");
@@ -137,7 +114,6 @@ impl Checker<'_> {
                     self.err(&tp, why);
                 }
             }
-            b.add(glob);
         }
         if a.tools.is_empty() {
             self.err(&format!("{ap}/tools"), "an agent needs at least one tool")
@@ -145,7 +121,7 @@ impl Checker<'_> {
                 "list tool names or globs, e.g. `tools: [time.now]`; for a plain model call use an `llm` step".into(),
             );
         }
-        let tool_set = b.build().ok()?;
+        let policy = crate::plan::ToolPolicy::new(Some(&a.tools), &[]).ok()?;
         let time_budget = match &a.time_budget {
             Some(t) => Some(self.duration(t, &format!("{ap}/time_budget"))?),
             None => None,
@@ -158,7 +134,7 @@ impl Checker<'_> {
             prompt: prompt?,
             instructions,
             tools: a.tools.clone(),
-            tool_set,
+            policy,
             max_turns: a.max_turns.unwrap_or(6).max(1),
             max_tokens: a.max_tokens.unwrap_or(16_384),
             time_budget,
