@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
+pub mod openai_server;
+
 /// Path of the `stepwise` binary of this workspace, built on first use.
 pub fn stepwise_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();

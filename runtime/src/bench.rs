@@ -47,6 +47,28 @@ pub enum BenchCommand {
     /// Memory: embeddings/s, inserts/s, recall latency at 10k and 100k memories, database
     /// size, recall@5 of keyword, vector and hybrid search on the labelled set.
     Memory(crate::cli::MemoryBenchArgs),
+    /// Local model: agent-path generation speed vs a bare llama-cpp-2 decode loop, prefill of
+    /// an agent's second turn vs its first, peak RSS of an agent run; per model.
+    Model {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Models (catalog names or GGUF paths) [default: smollm2-135m].
+        #[arg(long = "model")]
+        models: Vec<String>,
+        /// Tokens generated per speed measurement.
+        #[arg(long, default_value_t = 128)]
+        tokens: u32,
+        /// Repetitions of the speed measurement (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Inference threads [default: physical cores].
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Internal: run one agent plan with this model and print the peak RSS.
+        #[arg(long, hide = true)]
+        rss_child: Option<String>,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -215,6 +237,23 @@ pub async fn bench(c: BenchCommand) -> anyhow::Result<ExitCode> {
             return crate::mcp::bench::bench_mcp(calls, json, tmp.path()).await;
         }
         BenchCommand::Memory(a) => return crate::cli::bench_memory(a).await,
+        BenchCommand::Model {
+            json,
+            mut models,
+            tokens,
+            reps,
+            threads,
+            rss_child,
+        } => {
+            let threads = threads.unwrap_or_else(stepwise_model::llama::physical_cores);
+            if let Some(m) = rss_child {
+                return crate::bench_model::rss_child(&m, threads).await;
+            }
+            if models.is_empty() {
+                models.push(stepwise_model::catalog::default_entry().name.to_string());
+            }
+            return crate::bench_model::bench_model(models, tokens, reps, threads, json).await;
+        }
     };
     let tmp = tempfile::tempdir()?;
     let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());

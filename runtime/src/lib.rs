@@ -2,6 +2,7 @@
 //! command-line interface of the `stepwise` binary.
 
 pub mod bench;
+pub mod bench_model;
 pub mod cli;
 pub mod engine;
 pub mod error;

@@ -2,6 +2,8 @@
 //! `stepwise --version` and `--help` cost almost nothing.
 
 mod memory;
+mod eval;
+mod models;
 mod plugins;
 pub use memory::{MemoryBenchArgs, bench_memory};
 mod progress;
@@ -54,6 +56,12 @@ enum Command {
     Bench(crate::bench::BenchCommand),
     /// Notes, facts and conversation threads agents remember, with hybrid recall.
     Memory(memory::MemoryArgs),
+    /// List, pull and inspect language models.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+    /// Measure tool-calling accuracy (BFCL).
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
 }
 
 /// Options shared by commands that open the journal.
@@ -146,5 +154,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mcp(c) => runtime()?.block_on(crate::mcp::mcp(c)),
         Command::Bench(c) => runtime()?.block_on(crate::bench::bench(c)),
         Command::Memory(a) => runtime()?.block_on(memory::memory(a)),
+        Command::Models(c) => models::models(c),
+        Command::Eval(c) => runtime()?.block_on(eval::eval(c)),
     }
 }

@@ -36,6 +36,15 @@ struct AttemptError {
     retryable: bool,
 }
 
+impl From<super::ai::AiError> for AttemptError {
+    fn from(e: super::ai::AiError) -> Self {
+        AttemptError {
+            message: e.message,
+            retryable: e.retryable,
+        }
+    }
+}
+
 impl AttemptError {
     fn fatal(message: impl Into<String>) -> Self {
         AttemptError {
@@ -499,6 +508,8 @@ impl RunCtx {
                     .map_err(|f| AttemptError::fatal(f.message))?;
                 render_outputs(&self, plan, &sub).map_err(AttemptError::fatal)
             }
+            StepKind::Llm(l) => self.llm(l, &scope).await.map_err(AttemptError::from),
+            StepKind::Agent(a) => self.agent(a, &scope, &key, &step.id).await.map_err(AttemptError::from),
         }
     }
 

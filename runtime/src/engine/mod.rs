@@ -2,7 +2,10 @@
 //! allows), journals every transition, and resumes runs from the journal without running a
 //! finished step again.
 
+mod ai;
+pub use ai::DEFAULT_INSTRUCTIONS;
 mod exec;
+pub mod models;
 pub mod scope;
 
 use std::collections::HashMap;
@@ -85,6 +88,8 @@ pub struct EngineConfig {
     pub script_limits: Limits,
     /// Limits of expressions (conditions, templates).
     pub expr_limits: Limits,
+    /// Models of `llm` and `agent` steps.
+    pub models: models::ModelHub,
 }
 
 impl EngineConfig {
@@ -98,6 +103,7 @@ impl EngineConfig {
                 timeout: Duration::from_secs(1),
                 ..Limits::default()
             },
+            models: models::ModelHub::default(),
         }
     }
 }

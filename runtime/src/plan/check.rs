@@ -83,6 +83,8 @@ fn collect_props(v: &Value, out: &mut BTreeSet<String>) {
     }
 }
 
+mod ai;
+
 /// One list being checked: who owns which id, who waits for whom, and which step is current.
 struct Frame {
     owner: HashMap<String, usize>,
@@ -121,6 +123,8 @@ struct Checker<'a> {
     inputs: BTreeSet<String>,
     policy: ToolPolicy,
     defaults: (RetryPolicy, Option<Duration>),
+    /// `defaults.model`, for `llm` and `agent` steps without their own.
+    default_model: Option<super::ai::ModelSpec>,
     base_dir: Option<PathBuf>,
     visiting: &'a mut Vec<PathBuf>,
 }
@@ -172,6 +176,7 @@ fn check_source(
         inputs: spec.inputs.keys().cloned().collect(),
         policy: ToolPolicy::default(),
         defaults: (RetryPolicy::default(), None),
+        default_model: spec.defaults.as_ref().and_then(|d| d.model.clone()),
         base_dir: path.and_then(|p| p.parent().map(Path::to_path_buf)),
         visiting,
     };
@@ -855,6 +860,8 @@ impl Checker<'_> {
                 let plan = self.sub_workflow(&rel, &format!("{p}/workflow"))?;
                 StepKind::Workflow { plan, args }
             }
+            "llm" => self.llm_step(s.llm.as_ref()?, p, own)?,
+            "agent" => self.agent_step(s.agent.as_ref()?, p, own)?,
             _ => return None,
         };
         Some(Step {

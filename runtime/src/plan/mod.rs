@@ -1,6 +1,7 @@
 //! Plans: the file format ([`spec`]), parsing with positions ([`yaml`]), expressions
 //! ([`expr`]) and checking into the [`Plan`] the engine runs ([`check`]).
 
+pub mod ai;
 pub mod check;
 pub mod diag;
 pub mod expr;
@@ -10,6 +11,7 @@ pub mod plugins;
 pub mod spec;
 pub mod yaml;
 
+pub use ai::{AgentSpec, AgentStep, LlmSpec, LlmStep, ModelSpec, OpenAiSpec};
 pub use check::{CheckEnv, load_file, load_str};
 pub use diag::{Diagnostic, Diagnostics};
 pub use model::*;

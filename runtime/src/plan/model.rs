@@ -81,6 +81,8 @@ pub enum StepKind {
         plan: Arc<Plan>,
         args: Template,
     },
+    Llm(Box<super::ai::LlmStep>),
+    Agent(Box<super::ai::AgentStep>),
 }
 
 impl StepKind {
@@ -93,6 +95,8 @@ impl StepKind {
             StepKind::Parallel { .. } => "parallel",
             StepKind::Branch { .. } => "branch",
             StepKind::Workflow { .. } => "workflow",
+            StepKind::Llm(_) => "llm",
+            StepKind::Agent(_) => "agent",
         }
     }
 }

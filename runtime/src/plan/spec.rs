@@ -93,10 +93,13 @@ pub struct StepDefaults {
     /// Default timeout per attempt, e.g. `30s`, `500ms`, `2m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// Default model of `llm` and `agent` steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<super::ai::ModelSpec>,
 }
 
 /// One step. Set `id` and exactly one of the kind keys: `tool`, `script`, `for_each`,
-/// `parallel`, `branch`, `workflow`.
+/// `parallel`, `branch`, `workflow`, `llm`, `agent`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepSpec {
@@ -129,6 +132,12 @@ pub struct StepSpec {
     /// run, with `with` as its inputs. Output is its outputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow: Option<String>,
+    /// Kind `llm`: one model call; output is text, or JSON conforming to `schema`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<super::ai::LlmSpec>,
+    /// Kind `agent`: a model calling tools until it can answer, every turn journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<super::ai::AgentSpec>,
 
     /// Arguments of a `tool` step or inputs of a `workflow` step. Strings may hold
     /// `${expression}`; a string that is exactly one `${…}` keeps the expression's type.
@@ -230,7 +239,9 @@ pub enum OnErrorAction {
 }
 
 /// The kind keys, in the order they are documented.
-pub const STEP_KINDS: &[&str] = &["tool", "script", "for_each", "parallel", "branch", "workflow"];
+pub const STEP_KINDS: &[&str] = &[
+    "tool", "script", "for_each", "parallel", "branch", "workflow", "llm", "agent",
+];
 
 impl StepSpec {
     /// The kind keys this step sets (a valid step sets exactly one).
@@ -253,6 +264,12 @@ impl StepSpec {
         }
         if self.workflow.is_some() {
             k.push("workflow");
+        }
+        if self.llm.is_some() {
+            k.push("llm");
+        }
+        if self.agent.is_some() {
+            k.push("agent");
         }
         k
     }

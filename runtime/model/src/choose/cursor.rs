@@ -1,0 +1,167 @@
+//! A write head on one cached sequence: forced text is buffered and evaluated in one batch
+//! right before the model has to decide something; decisions are made by scoring the
+//! alternatives together, or token by token under a filter.
+
+use llama_cpp_2::token::LlamaToken;
+
+use crate::error::{ModelError, Result};
+use crate::llama::SeqId;
+use crate::llama::{Logits, Session};
+
+/// Write head on a sequence.
+pub struct Cursor<'a, 'm> {
+    pub s: &'a mut Session<'m>,
+    pub seq: SeqId,
+    pending: String,
+    logits: Option<Logits>,
+    /// Text written so far after the prompt (forced and chosen), for diagnostics.
+    pub text: String,
+}
+
+/// The outcome of a choice: which alternative won, and every alternative's score.
+#[derive(Debug, Clone)]
+pub struct Choice {
+    pub best: usize,
+    /// Sum of token log-probabilities of each alternative.
+    pub scores: Vec<f32>,
+    /// Token count of each alternative.
+    pub lens: Vec<usize>,
+}
+
+impl<'a, 'm> Cursor<'a, 'm> {
+    /// A head at the end of `seq`, whose next-token scores are `logits`.
+    pub fn new(s: &'a mut Session<'m>, seq: SeqId, logits: Logits) -> Self {
+        Cursor {
+            s,
+            seq,
+            pending: String::new(),
+            logits: Some(logits),
+            text: String::new(),
+        }
+    }
+
+    /// Append text the model does not choose.
+    pub fn force(&mut self, text: &str) {
+        self.pending.push_str(text);
+        self.text.push_str(text);
+    }
+
+    /// Evaluate pending text; returns the scores for the next token.
+    pub fn flush(&mut self) -> Result<&Logits> {
+        if !self.pending.is_empty() {
+            let toks = self.s.m.tokenize(&self.pending);
+            self.pending.clear();
+            self.s.extend(self.seq, &toks)?;
+            self.logits = Some(self.s.last_logits()?);
+        }
+        self.logits
+            .as_ref()
+            .ok_or_else(|| ModelError::Inference("cursor has no logits".into()))
+    }
+
+    /// Score alternatives continuing the current text, pick the likeliest (by total
+    /// log-probability plus `bonus[i]`), and write it. Alternatives are tokenized together
+    /// with pending forced text, so each is scored in its natural tokenization.
+    pub fn choose(&mut self, alts: &[String], bonus: Option<&[f32]>) -> Result<Choice> {
+        let (ch, consumed) = self.score_inner(alts)?;
+        let mut best = 0;
+        let mut best_s = f32::NEG_INFINITY;
+        for (i, s) in ch.scores.iter().enumerate() {
+            let v = s + bonus.and_then(|b| b.get(i)).copied().unwrap_or(0.0);
+            if v > best_s {
+                best_s = v;
+                best = i;
+            }
+        }
+        let alt = &alts[best];
+        let cut = consumed.min(alt.len());
+        if alt.is_char_boundary(cut) {
+            self.text.push_str(&alt[..cut]);
+            self.force(&alt[cut..]);
+        } else {
+            self.force(alt);
+        }
+        Ok(Choice { best, ..ch })
+    }
+
+    /// Score alternatives without writing any of them: the sequence is rolled back after.
+    pub fn score(&mut self, alts: &[String]) -> Result<Choice> {
+        let len = self.s.len(self.seq);
+        let pending = self.pending.clone();
+        let logits = self.logits.clone();
+        let r = self.score_inner(alts);
+        if self.s.len(self.seq) != len {
+            self.s.truncate(self.seq, len)?;
+            self.pending = pending;
+            self.logits = logits;
+        }
+        r.map(|(c, _)| c)
+    }
+
+    /// Returns the choice and how many bytes of the alternatives were evaluated as shared.
+    fn score_inner(&mut self, alts: &[String]) -> Result<(Choice, usize)> {
+        if alts.is_empty() {
+            return Err(ModelError::Inference("nothing to choose from".into()));
+        }
+        let full: Vec<Vec<LlamaToken>> = alts
+            .iter()
+            .map(|a| self.s.m.tokenize(&format!("{}{a}", self.pending)))
+            .collect();
+        // Shared leading tokens are forced text: evaluate them once.
+        let mut common = full[0].len();
+        for f in &full[1..] {
+            common = common.min(f.iter().zip(&full[0]).take_while(|(a, b)| a == b).count());
+        }
+        let min_len = full.iter().map(Vec::len).min().unwrap_or(0);
+        if common >= min_len {
+            common = min_len.saturating_sub(1);
+        }
+        let shared: Vec<u8> = full[0][..common]
+            .iter()
+            .flat_map(|&t| self.s.m.piece(t).to_vec())
+            .collect();
+        let mut consumed = 0;
+        let tails: Vec<Vec<LlamaToken>> =
+            if shared.len() >= self.pending.len() && shared.starts_with(self.pending.as_bytes()) {
+                if common > 0 {
+                    self.s.extend(self.seq, &full[0][..common])?;
+                    self.logits = Some(self.s.last_logits()?);
+                }
+                consumed = shared.len() - self.pending.len();
+                self.pending.clear();
+                full.iter().map(|f| f[common..].to_vec()).collect()
+            } else {
+                self.flush()?;
+                alts.iter().map(|a| self.s.m.tokenize(a)).collect()
+            };
+        let base = self
+            .logits
+            .clone()
+            .ok_or_else(|| ModelError::Inference("cursor has no logits".into()))?;
+        let lps = self.s.score(self.seq, &base, &tails)?;
+        let scores: Vec<f32> = lps.iter().map(|l| l.iter().sum()).collect();
+        Ok((
+            Choice {
+                best: 0,
+                scores,
+                lens: tails.iter().map(Vec::len).collect(),
+            },
+            consumed,
+        ))
+    }
+
+    /// Generate one token chosen by `pick` from the current scores; the token is written.
+    pub fn step(&mut self, pick: &mut dyn FnMut(&Logits) -> Option<LlamaToken>) -> Result<Option<LlamaToken>> {
+        let lg = self.flush()?;
+        let Some(t) = pick(lg) else { return Ok(None) };
+        self.s.extend(self.seq, &[t])?;
+        self.logits = Some(self.s.last_logits()?);
+        self.text.push_str(&String::from_utf8_lossy(self.s.m.piece(t)));
+        Ok(Some(t))
+    }
+
+    /// The pending (not yet evaluated) text.
+    pub fn pending(&self) -> &str {
+        &self.pending
+    }
+}

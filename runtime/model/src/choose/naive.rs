@@ -1,0 +1,83 @@
+//! The route most frameworks take with small local models: the tools as JSON in the system
+//! prompt, free generation, and the first JSON object of the answer parsed as the call.
+//! Kept for side-by-side comparison (`--strategy naive`).
+
+use serde_json::Value;
+
+use super::{ChooseRequest, Decision};
+use crate::chat::{ChatModel, ChatRequest, Message, Role, ToolCall};
+use crate::error::Result;
+use crate::template::default_tools_text;
+
+/// Ask for a call in free text and parse the first JSON object of the answer.
+pub async fn choose<M: ChatModel + ?Sized>(model: &M, req: ChooseRequest) -> Result<Decision> {
+    let mut messages = req.messages.clone();
+    let text = default_tools_text(&req.tools);
+    match messages.first_mut() {
+        Some(m) if m.role == Role::System => m.content = format!("{}\n\n{text}", m.content),
+        _ => messages.insert(0, Message::system(text)),
+    }
+    let mut chat = ChatRequest::new(messages);
+    chat.max_tokens = 256;
+    chat.cancel = req.cancel.clone();
+    let resp = model.chat(chat, &mut |_| {}).await?;
+    let call = first_call(&resp.content);
+    Ok(Decision {
+        text: if call.is_none() {
+            Some(resp.content.clone())
+        } else {
+            None
+        },
+        call,
+        usage: resp.usage,
+        trace: Vec::new(),
+    })
+}
+
+/// The first JSON object in `text` that has a `name`, as a call (`arguments` or
+/// `parameters` as its arguments).
+pub fn first_call(text: &str) -> Option<ToolCall> {
+    let mut rest = text;
+    while let Some(i) = rest.find('{') {
+        let tail = &rest[i..];
+        let mut it = serde_json::Deserializer::from_str(tail).into_iter::<Value>();
+        if let Some(Ok(v)) = it.next() {
+            let name = v.get("name").and_then(Value::as_str);
+            if let Some(name) = name {
+                let args = v
+                    .get("arguments")
+                    .or_else(|| v.get("parameters"))
+                    .cloned()
+                    .unwrap_or(Value::Object(Default::default()));
+                let args = match args {
+                    Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+                    a => a,
+                };
+                return Some(ToolCall {
+                    id: None,
+                    name: name.to_string(),
+                    arguments: args,
+                });
+            }
+            return None;
+        }
+        rest = &tail[1..];
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_first_object() {
+        let c = first_call("Sure! {\"name\": \"f\", \"arguments\": {\"x\": 1}} and {\"name\": \"g\"}").unwrap();
+        assert_eq!(c.name, "f");
+        assert_eq!(c.arguments["x"], 1);
+        assert!(first_call("no json here").is_none());
+        assert!(first_call("{\"answer\": 3}").is_none());
+        let c = first_call("{\"name\": \"f\", \"arguments\": \"{\\\"x\\\": 2}\"}").unwrap();
+        assert_eq!(c.arguments["x"], 2);
+    }
+}

@@ -1,0 +1,378 @@
+//! A llama context with prefix caching and likelihood scoring.
+//!
+//! The first `slots` sequence ids of the context keep recent prompts: a new prompt reuses
+//! the KV cache of the slot sharing its longest prefix (system prompt and tool list across
+//! turns and across requests with the same tools) and only evaluates the rest. The other
+//! sequence ids are scratch space for scoring several candidate continuations in one batch.
+
+use std::time::Instant;
+
+use llama_cpp_2::DecodeError;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+
+use super::{LoadedModel, LocalOptions};
+use crate::chat::Usage;
+use crate::error::{ModelError, Result};
+
+/// Next-token scores at one position.
+#[derive(Debug, Clone)]
+pub struct Logits {
+    v: Vec<f32>,
+    lse: f32,
+}
+
+impl Logits {
+    fn new(v: Vec<f32>) -> Self {
+        let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f64 = v.iter().map(|x| f64::from((x - max).exp())).sum();
+        let lse = max + (sum.ln() as f32);
+        Logits { v, lse }
+    }
+
+    /// Log-probability of `t`.
+    pub fn logprob(&self, t: LlamaToken) -> f32 {
+        usize::try_from(t.0)
+            .ok()
+            .and_then(|i| self.v.get(i))
+            .map(|x| x - self.lse)
+            .unwrap_or(f32::NEG_INFINITY)
+    }
+
+    /// Raw scores, indexed by token id.
+    pub fn raw(&self) -> &[f32] {
+        &self.v
+    }
+
+    /// The `n` best tokens, best first.
+    pub fn top(&self, n: usize) -> Vec<(LlamaToken, f32)> {
+        let mut idx: Vec<(usize, f32)> = self.v.iter().copied().enumerate().collect();
+        let n = n.min(idx.len());
+        if n == 0 {
+            return Vec::new();
+        }
+        idx.select_nth_unstable_by(n - 1, |a, b| b.1.total_cmp(&a.1));
+        idx.truncate(n);
+        idx.sort_by(|a, b| b.1.total_cmp(&a.1));
+        idx.into_iter()
+            .map(|(i, s)| (LlamaToken::new(i as i32), s - self.lse))
+            .collect()
+    }
+
+    /// The best token.
+    pub fn argmax(&self) -> LlamaToken {
+        let mut best = (0usize, f32::NEG_INFINITY);
+        for (i, &x) in self.v.iter().enumerate() {
+            if x > best.1 {
+                best = (i, x);
+            }
+        }
+        LlamaToken::new(best.0 as i32)
+    }
+}
+
+struct Slot {
+    tokens: Vec<LlamaToken>,
+    used: u64,
+}
+
+/// Exclusive access to one llama context, on the inference thread.
+pub struct Session<'m> {
+    ctx: LlamaContext<'m>,
+    /// The model.
+    pub m: &'m LoadedModel,
+    batch: LlamaBatch<'static>,
+    slots: Vec<Slot>,
+    scratch: Vec<i32>,
+    n_ctx: usize,
+    n_batch: usize,
+    clock: u64,
+    /// Batch index of the last evaluated token with logits, if still valid.
+    last_idx: Option<i32>,
+    /// Counts and timings since the last [`Session::take_usage`].
+    usage: Usage,
+}
+
+/// Sequence id of a cached prompt.
+pub type SeqId = i32;
+
+impl<'m> Session<'m> {
+    pub(crate) fn new(ctx: LlamaContext<'m>, m: &'m LoadedModel, opts: &LocalOptions) -> Self {
+        let seqs = opts.seqs.max(2) as i32;
+        let n_slots = (seqs / 4).clamp(1, 4);
+        Session {
+            n_ctx: ctx.n_ctx() as usize,
+            n_batch: ctx.n_batch() as usize,
+            ctx,
+            m,
+            batch: LlamaBatch::new(opts.batch.max(64) as usize, 1),
+            slots: (0..n_slots)
+                .map(|_| Slot {
+                    tokens: Vec::new(),
+                    used: 0,
+                })
+                .collect(),
+            scratch: (n_slots..seqs).collect(),
+            clock: 0,
+            last_idx: None,
+            usage: Usage::default(),
+        }
+    }
+
+    /// Context window in tokens.
+    pub fn n_ctx(&self) -> usize {
+        self.n_ctx
+    }
+
+    /// Counts and timings since the last call, then reset.
+    pub fn take_usage(&mut self) -> Usage {
+        std::mem::take(&mut self.usage)
+    }
+
+    /// Tokens currently in sequence `seq`.
+    pub fn len(&self, seq: SeqId) -> usize {
+        self.slot(seq).map(|s| s.tokens.len()).unwrap_or(0)
+    }
+
+    /// Whether sequence `seq` is empty.
+    pub fn is_empty(&self, seq: SeqId) -> bool {
+        self.len(seq) == 0
+    }
+
+    /// The tokens of sequence `seq`.
+    pub fn tokens(&self, seq: SeqId) -> &[LlamaToken] {
+        self.slot(seq).map(|s| s.tokens.as_slice()).unwrap_or(&[])
+    }
+
+    fn slot(&self, seq: SeqId) -> Option<&Slot> {
+        usize::try_from(seq).ok().and_then(|i| self.slots.get(i))
+    }
+
+    fn slot_mut(&mut self, seq: SeqId) -> Result<&mut Slot> {
+        usize::try_from(seq)
+            .ok()
+            .and_then(|i| self.slots.get_mut(i))
+            .ok_or_else(|| ModelError::Inference(format!("no cache slot {seq}")))
+    }
+
+    /// Put `tokens` in a cache slot, reusing the longest cached prefix, and return the slot
+    /// with the logits after the last token.
+    pub fn start(&mut self, tokens: &[LlamaToken]) -> Result<(SeqId, Logits)> {
+        self.start_avoiding(tokens, &[])
+    }
+
+    /// [`Session::start`], leaving the slots in `avoid` untouched (a caller still using them).
+    pub fn start_avoiding(&mut self, tokens: &[LlamaToken], avoid: &[SeqId]) -> Result<(SeqId, Logits)> {
+        if tokens.is_empty() {
+            return Err(ModelError::Inference("empty prompt".into()));
+        }
+        if tokens.len() >= self.n_ctx {
+            return Err(ModelError::ContextFull {
+                tokens: tokens.len(),
+                ctx: self.n_ctx,
+            });
+        }
+        self.clock += 1;
+        let common = |s: &Slot| s.tokens.iter().zip(tokens).take_while(|(a, b)| a == b).count();
+        let free = |i: &usize| !avoid.contains(&(*i as SeqId));
+        let best = (0..self.slots.len())
+            .filter(free)
+            .max_by_key(|&i| common(&self.slots[i]));
+        let (seq, keep) = match best {
+            Some(i) if common(&self.slots[i]) > 0 => (i as SeqId, common(&self.slots[i])),
+            // Nothing shared: take the least recently used slot.
+            _ => {
+                let lru = (0..self.slots.len())
+                    .filter(free)
+                    .min_by_key(|&i| self.slots[i].used)
+                    .ok_or_else(|| ModelError::Inference("no free cache slot".into()))?;
+                (lru as SeqId, 0)
+            }
+        };
+        // The last token is always evaluated again: its logits are not kept.
+        let keep = keep.min(tokens.len() - 1);
+        self.truncate(seq, keep)?;
+        let clock = self.clock;
+        self.slot_mut(seq)?.used = clock;
+        self.usage.prompt_tokens += tokens.len() as u32;
+        self.usage.cached_tokens += keep as u32;
+        let t0 = Instant::now();
+        self.extend(seq, &tokens[keep..])?;
+        self.usage.prefill_ms += t0.elapsed().as_secs_f64() * 1e3;
+        Ok((seq, self.last_logits()?))
+    }
+
+    /// Drop everything after the first `len` tokens of `seq`.
+    pub fn truncate(&mut self, seq: SeqId, len: usize) -> Result<()> {
+        let cur = self.len(seq);
+        if len < cur {
+            self.ctx
+                .clear_kv_cache_seq(Some(seq as u32), Some(len as u32), None)
+                .map_err(|e| ModelError::Inference(e.to_string()))?;
+            self.slot_mut(seq)?.tokens.truncate(len);
+        }
+        Ok(())
+    }
+
+    /// Forget every cached prompt.
+    pub fn clear(&mut self) {
+        self.ctx.clear_kv_cache();
+        for s in &mut self.slots {
+            s.tokens.clear();
+        }
+        self.last_idx = None;
+    }
+
+    /// Evaluate `tokens` after the end of `seq`; afterwards [`Session::last_logits`] gives the
+    /// scores for the next token.
+    pub fn extend(&mut self, seq: SeqId, tokens: &[LlamaToken]) -> Result<()> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        let start = self.len(seq);
+        if start + tokens.len() >= self.n_ctx {
+            return Err(ModelError::ContextFull {
+                tokens: start + tokens.len(),
+                ctx: self.n_ctx,
+            });
+        }
+        let cap = self.n_batch.min(self.batch_capacity());
+        let chunks: Vec<&[LlamaToken]> = tokens.chunks(cap).collect();
+        let n = chunks.len();
+        let mut pos = start;
+        for (ci, chunk) in chunks.into_iter().enumerate() {
+            self.batch.clear();
+            for (j, &t) in chunk.iter().enumerate() {
+                let last = ci + 1 == n && j + 1 == chunk.len();
+                self.batch
+                    .add(t, pos as i32, &[seq], last)
+                    .map_err(|e| ModelError::Inference(e.to_string()))?;
+                pos += 1;
+            }
+            self.decode_batch(Some(seq))?;
+            self.slot_mut(seq)?.tokens.extend_from_slice(chunk);
+            self.last_idx = if ci + 1 == n {
+                Some(chunk.len() as i32 - 1)
+            } else {
+                None
+            };
+        }
+        Ok(())
+    }
+
+    fn batch_capacity(&self) -> usize {
+        self.n_batch.max(1)
+    }
+
+    fn decode_batch(&mut self, keep: Option<SeqId>) -> Result<()> {
+        match self.ctx.decode(&mut self.batch) {
+            Ok(()) => Ok(()),
+            Err(DecodeError::NoKvCacheSlot) => {
+                // The cache is full of other prompts: drop them and try once more.
+                for i in 0..self.slots.len() {
+                    let seq = i as SeqId;
+                    if Some(seq) != keep && !self.slots[i].tokens.is_empty() {
+                        let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+                        self.slots[i].tokens.clear();
+                    }
+                }
+                self.ctx
+                    .decode(&mut self.batch)
+                    .map_err(|e| ModelError::Inference(e.to_string()))
+            }
+            Err(e) => Err(ModelError::Inference(e.to_string())),
+        }
+    }
+
+    /// Scores for the token after the last evaluated one.
+    pub fn last_logits(&self) -> Result<Logits> {
+        let idx = self
+            .last_idx
+            .ok_or_else(|| ModelError::Inference("no logits available".into()))?;
+        Ok(Logits::new(self.ctx.get_logits_ith(idx).to_vec()))
+    }
+
+    /// Sample the next token with a llama.cpp sampler chain (grammar, temperature…) from the
+    /// last evaluated position. The sampler accepts the token itself.
+    pub fn sample(&mut self, sampler: &mut LlamaSampler) -> Result<LlamaToken> {
+        let idx = self
+            .last_idx
+            .ok_or_else(|| ModelError::Inference("no logits available".into()))?;
+        Ok(sampler.sample(&self.ctx, idx))
+    }
+
+    /// Per-token log-probabilities of each candidate continuation of `seq`, all evaluated in
+    /// shared batches on scratch sequences that share `seq`'s cache. `base` holds the scores
+    /// after the last token of `seq`.
+    pub fn score(&mut self, seq: SeqId, base: &Logits, cands: &[Vec<LlamaToken>]) -> Result<Vec<Vec<f32>>> {
+        let base_len = self.len(seq);
+        let mut out: Vec<Vec<f32>> = cands
+            .iter()
+            .map(|c| c.first().map(|&t| vec![base.logprob(t)]).unwrap_or_default())
+            .collect();
+        let cap = self.batch_capacity();
+        let mut i = 0;
+        while i < cands.len() {
+            // Fill one batch: as many candidates as there are scratch sequences and room.
+            self.batch.clear();
+            let mut group: Vec<(usize, SeqId, usize)> = Vec::new(); // (cand, seq, first batch index)
+            let mut used = 0usize;
+            while i < cands.len() && group.len() < self.scratch.len() {
+                let need = cands[i].len().saturating_sub(1);
+                if need == 0 {
+                    i += 1;
+                    continue;
+                }
+                if used + need > cap {
+                    if group.is_empty() {
+                        return Err(ModelError::Inference(format!(
+                            "a candidate of {} tokens does not fit in a batch of {cap}",
+                            cands[i].len()
+                        )));
+                    }
+                    break;
+                }
+                if base_len + need >= self.n_ctx {
+                    return Err(ModelError::ContextFull {
+                        tokens: base_len + need,
+                        ctx: self.n_ctx,
+                    });
+                }
+                let s = self.scratch[group.len()];
+                self.ctx
+                    .copy_kv_cache_seq(seq, s, None, None)
+                    .map_err(|e| ModelError::Inference(e.to_string()))?;
+                for (j, &t) in cands[i][..need].iter().enumerate() {
+                    self.batch
+                        .add(t, (base_len + j) as i32, &[s], true)
+                        .map_err(|e| ModelError::Inference(e.to_string()))?;
+                }
+                group.push((i, s, used));
+                used += need;
+                i += 1;
+            }
+            if group.is_empty() {
+                continue;
+            }
+            let t0 = Instant::now();
+            let res = self.decode_batch(Some(seq));
+            self.last_idx = None;
+            if res.is_ok() {
+                for &(ci, _, first) in &group {
+                    for j in 1..cands[ci].len() {
+                        let lg = Logits::new(self.ctx.get_logits_ith((first + j - 1) as i32).to_vec());
+                        out[ci].push(lg.logprob(cands[ci][j]));
+                    }
+                }
+            }
+            for &(_, s, _) in &group {
+                let _ = self.ctx.clear_kv_cache_seq(Some(s as u32), None, None);
+            }
+            self.usage.decode_ms += t0.elapsed().as_secs_f64() * 1e3;
+            res?;
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,137 @@
+//! The in-process backend with the real SmolLM2-135M model (fetched by `.ci/setup` into the
+//! cache; pulled on first use otherwise).
+
+use std::sync::{Arc, OnceLock};
+
+use serde_json::json;
+use stepwise_model::llama::physical_cores;
+use stepwise_model::{
+    ChatModel, ChatRequest, FinishReason, LocalModel, LocalOptions, Message, ModelRef, ResponseFormat, ToolChooser,
+    ToolDef,
+};
+
+fn model() -> LocalModel {
+    static M: OnceLock<LocalModel> = OnceLock::new();
+    M.get_or_init(|| {
+        let path = ModelRef::default_model().resolve(true).expect("default model");
+        LocalModel::open(&path, LocalOptions::default()).expect("load")
+    })
+    .clone()
+}
+
+#[tokio::test]
+async fn chat_streams_text_and_reuses_the_cached_prefix() {
+    let m = model();
+    let system = Message::system("You are a helpful assistant. Answer in one short sentence.");
+    let mut pieces = Vec::new();
+    let mut req = ChatRequest::new(vec![system.clone(), Message::user("What is the capital of France?")]);
+    req.max_tokens = 24;
+    let r = m.chat(req, &mut |p| pieces.push(p.to_string())).await.unwrap();
+    assert!(!r.content.trim().is_empty());
+    assert_eq!(pieces.concat(), r.content, "streamed pieces make up the answer");
+    assert!(r.usage.completion_tokens > 0 && r.usage.completion_tokens <= 24);
+    assert!(r.content.contains("Paris"), "{}", r.content);
+
+    // Same system prompt, next turn: the shared prefix comes from the cache.
+    let mut req = ChatRequest::new(vec![
+        system,
+        Message::user("What is the capital of France?"),
+        Message::assistant(r.content.clone()),
+        Message::user("And of Italy?"),
+    ]);
+    req.max_tokens = 16;
+    let r2 = m.chat(req, &mut |_| {}).await.unwrap();
+    assert!(
+        r2.usage.cached_tokens >= r.usage.prompt_tokens - 1,
+        "cached {} of the first prompt's {} tokens",
+        r2.usage.cached_tokens,
+        r.usage.prompt_tokens
+    );
+}
+
+#[tokio::test]
+async fn json_schema_output_conforms() {
+    let schema = json!({"type": "object", "properties": {
+        "city": {"type": "string"}, "country": {"type": "string"}, "population_millions": {"type": "number"}},
+        "required": ["city", "country", "population_millions"], "additionalProperties": false});
+    let mut req = ChatRequest::new(vec![Message::user("Describe Paris as JSON.")]);
+    req.format = ResponseFormat::JsonSchema(schema.clone());
+    req.max_tokens = 96;
+    let r = model().chat(req, &mut |_| {}).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(r.content.trim()).expect("JSON");
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(validator.is_valid(&v), "{v}");
+}
+
+#[tokio::test]
+async fn cancellation_stops_generation() {
+    let mut req = ChatRequest::new(vec![Message::user("Write a long story about a dragon.")]);
+    req.max_tokens = 400;
+    let cancel = req.cancel.clone();
+    let mut n = 0;
+    let r = model()
+        .chat(req, &mut |_| {
+            n += 1;
+            if n == 3 {
+                cancel.cancel();
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.finish, FinishReason::Cancelled);
+    assert!(r.usage.completion_tokens < 20, "{} tokens", r.usage.completion_tokens);
+}
+
+#[test]
+fn weights_are_loaded_once_and_threads_are_physical_cores() {
+    let a = model();
+    let path = a.loaded().path.clone();
+    let b = LocalModel::open(&path, LocalOptions::default()).unwrap();
+    assert!(
+        Arc::ptr_eq(a.loaded(), b.loaded()),
+        "the second user shares the mapped weights"
+    );
+    assert_eq!(b.options().threads(), physical_cores());
+    assert!(physical_cores() >= 1 && physical_cores() <= std::thread::available_parallelism().unwrap().get());
+}
+
+#[tokio::test]
+async fn chooser_calls_an_offered_tool_with_schema_valid_arguments() {
+    let tools = vec![
+        ToolDef {
+            name: "weather.forecast".into(),
+            description: "Weather forecast for a city.".into(),
+            parameters: json!({"type": "object", "properties": {
+                "city": {"type": "string", "description": "City name"},
+                "days": {"type": "integer", "description": "Number of days"}}, "required": ["city", "days"]}),
+        },
+        ToolDef {
+            name: "math.factorial".into(),
+            description: "Factorial of a number.".into(),
+            parameters: json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}),
+        },
+    ];
+    let chooser = ToolChooser::new(Arc::new(model()));
+    let d = chooser
+        .choose(
+            &[Message::user("What will the weather be in Lisbon for the next 3 days?")],
+            &tools,
+        )
+        .await
+        .unwrap();
+    let call = d.call.expect("a call");
+    assert_eq!(call.name, "weather.forecast", "{:?}", d.trace);
+    assert_eq!(call.arguments["days"], 3, "{}", call.arguments);
+    assert!(
+        call.arguments["city"].as_str().unwrap().contains("Lisbon"),
+        "{}",
+        call.arguments
+    );
+    let d = chooser
+        .choose(&[Message::user("Compute the factorial of 7.")], &tools)
+        .await
+        .unwrap();
+    let call = d.call.expect("a call");
+    assert_eq!(call.name, "math.factorial");
+    assert_eq!(call.arguments, json!({"n": 7}));
+}
