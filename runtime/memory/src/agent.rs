@@ -1,6 +1,51 @@
 //! What an agent step and `stepwise chat` call: before a model turn, the top-k memories
 //! relevant to the user's message (and the thread's recent history) to put into the prompt;
 //! after it, the turn's messages persisted to the thread.
+//!
+//! The whole API a chat session needs, in order:
+//!
+//! | need | call |
+//! |---|---|
+//! | open the database (migrations, writer and embedding threads) | [`Memory::open`] |
+//! | create or continue a thread | [`Memory::open_thread`], [`Memory::thread`], [`Memory::threads`] |
+//! | recent turns to replay, within a token budget | [`Memory::history`] (or [`Memory::messages`]) |
+//! | memories for the prompt (hybrid recall) + history | [`AgentMemory::before_turn`] |
+//! | persist a turn (user, assistant, tool calls and results) | [`AgentMemory::after_turn`] / [`Memory::append`] |
+//! | facts | [`Memory::remember_fact`], [`Memory::fact`], [`Memory::facts`] |
+//! | notes and free recall | [`Memory::remember_note`], [`Memory::recall`] with a [`Query`] |
+//! | the `memory.*` tools for the model | [`crate::tools::register`] |
+//!
+//! ```no_run
+//! use stepwise_memory::{
+//!     AgentMemory, AgentMemoryConfig, Memory, NewFact, NewMessage, OpenOptions, Role,
+//! };
+//!
+//! # async fn chat(db: &std::path::Path) -> stepwise_memory::Result<()> {
+//! let memory = Memory::open(db, OpenOptions::default()).await?;
+//! let thread = memory.open_thread(Some("trip-planning"), "default", Some("Trip planning")).await?;
+//! memory
+//!     .remember_fact(NewFact {
+//!         subject: "user".into(),
+//!         key: "home_airport".into(),
+//!         value: "AMS".into(),
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//! let session = AgentMemory::new(
+//!     memory.clone(),
+//!     AgentMemoryConfig { thread: Some(thread.id.clone()), ..Default::default() },
+//! );
+//! let user = "Which airport should I fly from?";
+//! let injected = session.before_turn(user).await?;
+//! // System prompt += injected.text; replay injected.history (oldest first); then the user
+//! // message. Stream the model's reply, then persist the turn:
+//! let reply = "From Amsterdam (AMS), your home airport.";
+//! session
+//!     .after_turn(vec![NewMessage::new(Role::User, user), NewMessage::new(Role::Assistant, reply)])
+//!     .await?;
+//! # Ok(())
+//! # }
+//! ```
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -196,6 +196,18 @@ pub struct BenchReport {
     pub index_bytes: Vec<(usize, usize)>,
     pub recall: RecallReport,
     pub peak_rss_mb: f64,
+    /// 1-minute load average of the machine at the start and the end (a shared machine).
+    pub load_avg: (f64, f64),
+    /// Logical CPUs.
+    pub cpus: usize,
+}
+
+/// The 1-minute load average, from `/proc/loadavg` (0 where unavailable).
+pub fn load_avg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
 }
 
 fn pct(mut v: Vec<f64>, p: f64) -> f64 {
@@ -332,6 +344,7 @@ fn db_bytes(path: &Path) -> Result<u64> {
 
 /// Run every measurement. `say` reports progress.
 pub async fn run(o: &BenchOptions, say: &(dyn Fn(&str) + Sync)) -> Result<BenchReport> {
+    let load_start = load_avg();
     std::fs::create_dir_all(&o.dir).map_err(|e| Error::io(&o.dir, e))?;
     let (notes, queries) = load_fixture(o.fixture.as_deref())?;
     let embedder = Embedder::start(o.model_dir.clone())?;
@@ -480,6 +493,8 @@ pub async fn run(o: &BenchOptions, say: &(dyn Fn(&str) + Sync)) -> Result<BenchR
         index_bytes,
         recall,
         peak_rss_mb: peak_rss_mb(),
+        load_avg: (load_start, load_avg()),
+        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     })
 }
 
@@ -524,7 +539,10 @@ pub fn table(r: &BenchReport) -> String {
     }
     s += "\n";
     s += &recall_table(&r.recall);
-    s += &format!("\npeak RSS {:.0} MiB\n", r.peak_rss_mb);
+    s += &format!(
+        "\npeak RSS {:.0} MiB; machine load (1-min average) {:.1} at start, {:.1} at end, on {} CPUs\n",
+        r.peak_rss_mb, r.load_avg.0, r.load_avg.1, r.cpus
+    );
     s
 }
 
