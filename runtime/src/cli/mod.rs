@@ -1,8 +1,8 @@
 //! Command-line interface. Arguments are parsed before anything else starts, so
 //! `stepwise --version` and `--help` cost almost nothing.
 
-mod memory;
 mod eval;
+mod memory;
 mod models;
 mod plugins;
 pub use memory::{MemoryBenchArgs, bench_memory};
