@@ -277,8 +277,12 @@ fn models_list_and_info() {
         .run(&["models", "info", "smollm2-135m", "--json"])
         .expect_code(0)
         .json();
-    assert_eq!(info["architecture"], "llama", "{info:#}");
-    assert_eq!(info["has_chat_template"], true);
+    assert_eq!(info["gguf"]["architecture"], "llama", "{info:#}");
+    assert_eq!(info["gguf"]["has_chat_template"], true);
+    assert_eq!(
+        info["sha256"],
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+    );
     let out = sb.run(&["models", "info", "smollm3"]);
     assert_ne!(out.code(), 0);
     assert!(out.stderr().contains("smollm2-135m"), "{}", out.stderr());
