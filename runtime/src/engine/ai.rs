@@ -187,9 +187,8 @@ impl RunCtx {
                 Some(d) => (*d).clone(),
                 None => {
                     self.check_budgets(a, started, &st, turn)?;
-                    let d = self
-                        .decide(&chooser, &model, &tools, &mut st, turn > a.max_turns || st.repeats >= 2)
-                        .await?;
+                    let must_answer = turn > a.max_turns || st.repeats >= 2;
+                    let d = self.decide(&chooser, &model, &tools, &mut st, must_answer).await?;
                     self.journal_part(&decision_key, step_id, "agent.decision", &d).await?;
                     d
                 }

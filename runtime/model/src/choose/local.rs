@@ -17,7 +17,7 @@ use crate::template::py_json;
 /// One line per tool: `name(arg: type, opt?: type): description`.
 pub fn signature(t: &ToolDef) -> String {
     let ps = props(&t.parameters);
-    let args: Vec<String> = ps.iter().map(|p| arg_sig(p)).collect();
+    let args: Vec<String> = ps.iter().map(arg_sig).collect();
     format!("{}({}): {}", t.name, args.join(", "), t.description.trim())
 }
 

@@ -361,9 +361,9 @@ impl<'m> Session<'m> {
             self.last_idx = None;
             if res.is_ok() {
                 for &(ci, _, first) in &group {
-                    for j in 1..cands[ci].len() {
+                    for (j, &tok) in cands[ci].iter().enumerate().skip(1) {
                         let lg = Logits::new(self.ctx.get_logits_ith((first + j - 1) as i32).to_vec());
-                        out[ci].push(lg.logprob(cands[ci][j]));
+                        out[ci].push(lg.logprob(tok));
                     }
                 }
             }

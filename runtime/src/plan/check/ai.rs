@@ -26,16 +26,16 @@ impl Checker<'_> {
                         Some("`stepwise models list` shows the catalog; a path to a .gguf file works too".into());
                 }
             }
-            Some(ModelSpec::OpenAi { openai }) => {
-                if !(openai.base_url.starts_with("http://") || openai.base_url.starts_with("https://")) {
-                    self.err(
-                        &format!("{path}/openai/base_url"),
-                        format!("`{}` is not an http(s) URL", openai.base_url),
-                    )
-                    .hint = Some("write e.g. `http://127.0.0.1:8080/v1`".into());
-                }
+            Some(ModelSpec::OpenAi { openai })
+                if !(openai.base_url.starts_with("http://") || openai.base_url.starts_with("https://")) =>
+            {
+                self.err(
+                    &format!("{path}/openai/base_url"),
+                    format!("`{}` is not an http(s) URL", openai.base_url),
+                )
+                .hint = Some("write e.g. `http://127.0.0.1:8080/v1`".into());
             }
-            None => {}
+            Some(ModelSpec::OpenAi { .. }) | None => {}
         }
         m
     }
