@@ -37,7 +37,7 @@ impl Default for ArgOptions {
             copy_penalty: 4.0,
             max_string_tokens: 24,
             max_items: 12,
-            reuse_penalty: 1.5,
+            reuse_penalty: 3.0,
             optional_margin: 0.0,
         }
     }
@@ -74,6 +74,11 @@ impl<'o> ArgDecoder<'o> {
             let sep = if out.is_empty() { "" } else { ", " };
             let key = format!("{sep}{}:", py_json(&Value::String(p.name.clone())));
             if !p.required {
+                // A number the user did not write cannot be what they asked for.
+                if is_numeric(&p.ty) && !self.has_unused_number() {
+                    self.trace.push(format!("optional {}: no number left", p.name));
+                    continue;
+                }
                 let close = "}".to_string();
                 let ch = cur.score(&[key.clone(), close])?;
                 let margin = ch.scores[0] - ch.scores[1];
@@ -118,7 +123,7 @@ impl<'o> ArgDecoder<'o> {
                 loop {
                     let lead = if items.is_empty() { "" } else { " " };
                     items.push(self.value(cur, item, lead, &[",", "]"])?);
-                    if items.len() >= self.opts.max_items {
+                    if items.len() >= self.opts.max_items || (is_numeric(item) && !self.has_unused_number()) {
                         cur.force("]");
                         break;
                     }
@@ -134,6 +139,18 @@ impl<'o> ArgDecoder<'o> {
                 Ok(Value::Object(self.object(cur, props)?))
             }
         }
+    }
+
+    /// Whether the user wrote a number no argument has taken yet.
+    fn has_unused_number(&self) -> bool {
+        self.mentions() > self.used.len()
+    }
+
+    /// How many separate numbers the user wrote (a scaled variant counts once).
+    fn mentions(&self) -> usize {
+        let mut at: Vec<usize> = self.numbers.iter().map(|f| f.at).collect();
+        at.dedup();
+        at.len()
     }
 
     fn number(&mut self, cur: &mut Cursor<'_, '_>, integer: bool, lead: &str, terms: &[&str]) -> Result<Value> {
@@ -268,6 +285,10 @@ impl<'o> ArgDecoder<'o> {
         self.trace.push(format!("string: {value:?}"));
         Ok(Value::String(value))
     }
+}
+
+fn is_numeric(ty: &Ty) -> bool {
+    matches!(ty, Ty::Integer | Ty::Number)
 }
 
 fn json_number(text: &str, v: f64, integer: bool) -> Value {
