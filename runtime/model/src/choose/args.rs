@@ -49,6 +49,7 @@ pub struct ArgDecoder<'o> {
     pub source: String,
     source_lower: String,
     numbers: Vec<values::Found>,
+    lists: Vec<Vec<f64>>,
     used: Vec<f64>,
     opts: &'o ArgOptions,
     /// Diagnostics: one line per decision.
@@ -61,6 +62,7 @@ impl<'o> ArgDecoder<'o> {
             source: source.to_string(),
             source_lower: source.to_lowercase(),
             numbers: values::numbers(source),
+            lists: values::number_lists(source),
             used: Vec::new(),
             opts,
             trace: Vec::new(),
@@ -117,13 +119,15 @@ impl<'o> ArgDecoder<'o> {
             }
             Ty::Integer | Ty::Number => self.number(cur, matches!(ty, Ty::Integer), lead, terms),
             Ty::String | Ty::Any => self.string(cur, lead),
+            Ty::Array(item) if is_numeric(item) && !self.lists.is_empty() => self.number_list(cur, item, lead),
             Ty::Array(item) => {
                 cur.force(&format!("{lead}["));
                 let mut items = Vec::new();
                 loop {
                     let lead = if items.is_empty() { "" } else { " " };
                     items.push(self.value(cur, item, lead, &[",", "]"])?);
-                    if items.len() >= self.opts.max_items || (is_numeric(item) && !self.has_unused_number()) {
+                    let numeric = is_numeric(item) || matches!(&**item, Ty::Array(i) if is_numeric(i));
+                    if items.len() >= self.opts.max_items || (numeric && !self.has_unused_number()) {
                         cur.force("]");
                         break;
                     }
@@ -139,6 +143,41 @@ impl<'o> ArgDecoder<'o> {
                 Ok(Value::Object(self.object(cur, props)?))
             }
         }
+    }
+
+    /// A list of numbers: one of the lists the user wrote, chosen by likelihood (lists
+    /// already taken by another argument are penalized).
+    fn number_list(&mut self, cur: &mut Cursor<'_, '_>, item: &Ty, lead: &str) -> Result<Value> {
+        let integer = matches!(item, Ty::Integer);
+        let mut alts = Vec::new();
+        let mut bonus = Vec::new();
+        let mut kept = Vec::new();
+        for l in &self.lists {
+            let texts: Option<Vec<String>> = l.iter().map(|v| values::number_text(*v, integer)).collect();
+            let Some(texts) = texts else { continue };
+            alts.push(format!("{lead}[{}]", texts.join(", ")));
+            let taken = l.iter().all(|v| self.used.contains(v));
+            bonus.push(if taken { -self.opts.reuse_penalty } else { 0.0 });
+            kept.push((l.clone(), texts));
+        }
+        if alts.is_empty() {
+            // No written list fits the item type: decode item by item.
+            let lists = std::mem::take(&mut self.lists);
+            let v = self.value(cur, &Ty::Array(Box::new(item.clone())), lead, &[]);
+            self.lists = lists;
+            return v;
+        }
+        let ch = cur.choose(&alts, Some(&bonus))?;
+        let (list, texts) = &kept[ch.best];
+        self.used.extend(list.iter().copied());
+        self.trace
+            .push(format!("number list: {} of {}", alts[ch.best].trim(), alts.len()));
+        Ok(Value::Array(
+            list.iter()
+                .zip(texts)
+                .map(|(v, t)| json_number(t, *v, integer))
+                .collect(),
+        ))
     }
 
     /// Whether the user wrote a number no argument has taken yet.
