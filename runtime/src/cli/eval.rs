@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use serde_json::json;
 use stepwise_model::bfcl::{self, Answer, Verdict};
-use stepwise_model::{ChatModel, Strategy, ToolChooser};
+use stepwise_model::{ChatModel, Strategy, ToolCall, ToolChooser};
 
 use super::models::ModelArgs;
 
@@ -46,11 +46,19 @@ pub struct BfclArgs {
     #[arg(long, default_value = "constrained")]
     pub strategy: Strategy,
     /// Where to write predictions, one JSON line per item.
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required_unless_present = "score")]
+    pub out: Option<PathBuf>,
+    /// Score the predictions in this file (written by an earlier run, possibly cut short)
+    /// instead of running the model: only the items it has are counted.
+    #[arg(long, value_name = "PRED.jsonl", conflicts_with = "out")]
+    pub score: Option<PathBuf>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Never abstain: always call one of the tools (to measure tool and argument choice
+    /// apart from the decision to call).
+    #[arg(long)]
+    pub always_call: bool,
     /// Add the chooser's trace (scores behind each decision) and token usage to each line.
     #[arg(long)]
     pub trace: bool,
@@ -92,6 +100,129 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Accuracy and latency of one file, item by item.
+struct Tally {
+    name: String,
+    scorable: bool,
+    lat: Vec<f64>,
+    correct: usize,
+    errors: BTreeMap<String, usize>,
+}
+
+impl Tally {
+    fn new(name: String, scorable: bool) -> Self {
+        Tally {
+            name,
+            scorable,
+            lat: Vec::new(),
+            correct: 0,
+            errors: BTreeMap::new(),
+        }
+    }
+
+    /// Count one item; `known` are the file's answers (none for irrelevance files).
+    fn add(
+        &mut self,
+        item: &bfcl::Item,
+        calls: &[ToolCall],
+        ms: f64,
+        known: Option<&BTreeMap<String, Answer>>,
+    ) -> anyhow::Result<()> {
+        self.lat.push(ms);
+        if !self.scorable {
+            return Ok(());
+        }
+        let exp = known.and_then(|k| k.get(&item.id));
+        if known.is_some() && exp.is_none() {
+            anyhow::bail!("{}: no answer for item `{}`", self.name, item.id);
+        }
+        let v = bfcl::check(item, calls, exp);
+        if v == Verdict::Correct {
+            self.correct += 1;
+        } else {
+            let kind = match serde_json::to_value(&v)? {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Object(m) => m.keys().next().cloned().unwrap_or_default(),
+                other => other.to_string(),
+            };
+            *self.errors.entry(kind).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.lat.len().max(1) as f64
+    }
+
+    fn finish(mut self) -> FileScore {
+        self.lat.sort_by(f64::total_cmp);
+        FileScore {
+            items: self.lat.len(),
+            correct: self.scorable.then_some(self.correct),
+            accuracy: self.scorable.then(|| self.accuracy()),
+            median_ms: percentile(&self.lat, 0.5),
+            p90_ms: percentile(&self.lat, 0.9),
+            file: self.name,
+            errors: self.errors,
+        }
+    }
+}
+
+/// A question file's items (after `skip`, at most `limit`), its name, and its answers.
+type Loaded = (Vec<bfcl::Item>, String, Option<BTreeMap<String, Answer>>);
+
+fn load_file(q: &Path, answers: Option<&PathBuf>, skip: usize, limit: Option<usize>) -> anyhow::Result<Loaded> {
+    let mut items = bfcl::load_items(q)?;
+    items.drain(..skip.min(items.len()));
+    if let Some(n) = limit {
+        items.truncate(n);
+    }
+    let known = match answers_for(q, answers) {
+        Some(a) => Some(bfcl::load_answers(&a)?.into_iter().map(|a| (a.id.clone(), a)).collect()),
+        None => None,
+    };
+    let name = q
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok((items, name, known))
+}
+
+/// Score earlier predictions (JSON lines with `id`, `calls`, `latency_ms`) against the
+/// question files; items without a prediction are left out.
+pub fn score_file(files: &[PathBuf], answers: &[PathBuf], preds: &Path) -> anyhow::Result<Vec<FileScore>> {
+    let text = std::fs::read_to_string(preds).with_context(|| format!("reading {}", preds.display()))?;
+    let mut by_id: BTreeMap<String, (Vec<ToolCall>, f64)> = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("{}:{}: not a JSON line", preds.display(), i + 1))?;
+        let id = v["id"]
+            .as_str()
+            .with_context(|| format!("{}:{}: no `id`", preds.display(), i + 1))?;
+        let calls: Vec<ToolCall> = serde_json::from_value(v["calls"].clone())
+            .with_context(|| format!("{}:{}: `calls` is not a list of calls", preds.display(), i + 1))?;
+        let ms = v["latency_ms"].as_f64().unwrap_or(0.0);
+        by_id.insert(id.to_string(), (calls, ms));
+    }
+    let mut scores = Vec::new();
+    for (fi, q) in files.iter().enumerate() {
+        let (items, name, known) = load_file(q, answers.get(fi), 0, None)?;
+        let mut tally = Tally::new(name, known.is_some() || is_irrelevance(q));
+        for item in &items {
+            if let Some((calls, ms)) = by_id.get(&item.id) {
+                tally.add(item, calls, *ms, known.as_ref())?;
+            }
+        }
+        if !tally.lat.is_empty() {
+            scores.push(tally.finish());
+        }
+    }
+    Ok(scores)
+}
+
 /// Run every file through `chooser`, writing predictions to `out`. Shared by `eval bfcl`
 /// and `bench model`.
 #[allow(clippy::too_many_arguments)]
@@ -107,20 +238,7 @@ pub async fn run_files(
 ) -> anyhow::Result<Vec<FileScore>> {
     let mut scores = Vec::new();
     for (fi, q) in files.iter().enumerate() {
-        let mut items = bfcl::load_items(q)?;
-        items.drain(..skip.min(items.len()));
-        if let Some(n) = limit {
-            items.truncate(n);
-        }
-        let known: Option<BTreeMap<String, Answer>> = match answers_for(q, answers.get(fi)) {
-            Some(a) => Some(bfcl::load_answers(&a)?.into_iter().map(|a| (a.id.clone(), a)).collect()),
-            None => None,
-        };
-        let scorable = known.is_some() || is_irrelevance(q);
-        let name = q
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let (items, name, known) = load_file(q, answers.get(fi), skip, limit)?;
         let bar = if progress {
             indicatif::ProgressBar::new(items.len() as u64)
         } else {
@@ -131,9 +249,7 @@ pub async fn run_files(
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar.set_prefix(name.clone());
-        let mut lat = Vec::new();
-        let mut correct = 0;
-        let mut errors: BTreeMap<String, usize> = BTreeMap::new();
+        let mut tally = Tally::new(name, known.is_some() || is_irrelevance(q));
         for item in &items {
             let t0 = Instant::now();
             let d = chooser.choose(&item.messages(), &item.tools()).await;
@@ -161,39 +277,15 @@ pub async fn run_files(
                 line["error"] = json!(e);
             }
             writeln!(out, "{line}")?;
-            lat.push(ms);
-            if scorable {
-                let exp = known.as_ref().and_then(|k| k.get(&item.id));
-                if known.is_some() && exp.is_none() {
-                    anyhow::bail!("{}: no answer for item `{}`", name, item.id);
-                }
-                let v = bfcl::check(item, &calls, exp);
-                if v == Verdict::Correct {
-                    correct += 1;
-                } else {
-                    let kind = serde_json::to_value(&v)?;
-                    let kind = match kind {
-                        serde_json::Value::String(s) => s,
-                        serde_json::Value::Object(m) => m.keys().next().cloned().unwrap_or_default(),
-                        other => other.to_string(),
-                    };
-                    *errors.entry(kind).or_default() += 1;
-                }
-                bar.set_message(format!("{:.0}% correct", 100.0 * correct as f64 / (lat.len() as f64)));
+            out.flush()?;
+            tally.add(item, &calls, ms, known.as_ref())?;
+            if tally.scorable {
+                bar.set_message(format!("{:.0}% correct", 100.0 * tally.accuracy()));
             }
             bar.inc(1);
         }
         bar.finish_and_clear();
-        lat.sort_by(f64::total_cmp);
-        scores.push(FileScore {
-            file: name,
-            items: items.len(),
-            correct: scorable.then_some(correct),
-            accuracy: scorable.then(|| correct as f64 / items.len().max(1) as f64),
-            median_ms: percentile(&lat, 0.5),
-            p90_ms: percentile(&lat, 0.9),
-            errors,
-        });
+        scores.push(tally.finish());
     }
     Ok(scores)
 }
@@ -242,12 +334,28 @@ pub async fn eval(c: EvalCommand) -> anyhow::Result<ExitCode> {
             anyhow::bail!("{}: no such file", q.display());
         }
     }
+    if let Some(p) = &a.score {
+        let scores = score_file(&a.questions, &a.answers, p)?;
+        if a.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({"predictions": p, "files": scores}))?
+            );
+        } else {
+            print_table(&p.display().to_string(), a.strategy, &scores);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(out_path) = &a.out else {
+        anyhow::bail!("--out PRED.jsonl is required to run the model (or give --score PRED.jsonl)");
+    };
     let model = a.model.open()?;
     let label = model.label();
     let mut chooser = ToolChooser::new(Arc::new(model));
     chooser.options.strategy = a.strategy;
+    chooser.options.allow_none = !a.always_call;
     let mut out = std::io::BufWriter::new(
-        std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?,
+        std::fs::File::create(out_path).with_context(|| format!("creating {}", out_path.display()))?,
     );
     let scores = run_files(
         &chooser,
@@ -270,7 +378,7 @@ pub async fn eval(c: EvalCommand) -> anyhow::Result<ExitCode> {
         );
     } else {
         print_table(&label, a.strategy, &scores);
-        eprintln!("predictions: {}", a.out.display());
+        eprintln!("predictions: {}", out_path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

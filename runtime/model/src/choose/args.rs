@@ -37,7 +37,7 @@ impl Default for ArgOptions {
             copy_penalty: 4.0,
             max_string_tokens: 24,
             max_items: 12,
-            reuse_penalty: 1.5,
+            reuse_penalty: 3.0,
             optional_margin: 0.0,
         }
     }
@@ -49,6 +49,7 @@ pub struct ArgDecoder<'o> {
     pub source: String,
     source_lower: String,
     numbers: Vec<values::Found>,
+    lists: Vec<Vec<f64>>,
     used: Vec<f64>,
     opts: &'o ArgOptions,
     /// Diagnostics: one line per decision.
@@ -61,6 +62,7 @@ impl<'o> ArgDecoder<'o> {
             source: source.to_string(),
             source_lower: source.to_lowercase(),
             numbers: values::numbers(source),
+            lists: values::number_lists(source),
             used: Vec::new(),
             opts,
             trace: Vec::new(),
@@ -74,6 +76,11 @@ impl<'o> ArgDecoder<'o> {
             let sep = if out.is_empty() { "" } else { ", " };
             let key = format!("{sep}{}:", py_json(&Value::String(p.name.clone())));
             if !p.required {
+                // A number the user did not write cannot be what they asked for.
+                if is_numeric(&p.ty) && !self.has_unused_number() {
+                    self.trace.push(format!("optional {}: no number left", p.name));
+                    continue;
+                }
                 let close = "}".to_string();
                 let ch = cur.score(&[key.clone(), close])?;
                 let margin = ch.scores[0] - ch.scores[1];
@@ -112,13 +119,15 @@ impl<'o> ArgDecoder<'o> {
             }
             Ty::Integer | Ty::Number => self.number(cur, matches!(ty, Ty::Integer), lead, terms),
             Ty::String | Ty::Any => self.string(cur, lead),
+            Ty::Array(item) if is_numeric(item) && !self.lists.is_empty() => self.number_list(cur, item, lead),
             Ty::Array(item) => {
                 cur.force(&format!("{lead}["));
                 let mut items = Vec::new();
                 loop {
                     let lead = if items.is_empty() { "" } else { " " };
                     items.push(self.value(cur, item, lead, &[",", "]"])?);
-                    if items.len() >= self.opts.max_items {
+                    let numeric = is_numeric(item) || matches!(&**item, Ty::Array(i) if is_numeric(i));
+                    if items.len() >= self.opts.max_items || (numeric && !self.has_unused_number()) {
                         cur.force("]");
                         break;
                     }
@@ -134,6 +143,53 @@ impl<'o> ArgDecoder<'o> {
                 Ok(Value::Object(self.object(cur, props)?))
             }
         }
+    }
+
+    /// A list of numbers: one of the lists the user wrote, chosen by likelihood (lists
+    /// already taken by another argument are penalized).
+    fn number_list(&mut self, cur: &mut Cursor<'_, '_>, item: &Ty, lead: &str) -> Result<Value> {
+        let integer = matches!(item, Ty::Integer);
+        let mut alts = Vec::new();
+        let mut bonus = Vec::new();
+        let mut kept = Vec::new();
+        for l in &self.lists {
+            let texts: Option<Vec<String>> = l.iter().map(|v| values::number_text(*v, integer)).collect();
+            let Some(texts) = texts else { continue };
+            alts.push(format!("{lead}[{}]", texts.join(", ")));
+            let taken = l.iter().all(|v| self.used.contains(v));
+            bonus.push(if taken { -self.opts.reuse_penalty } else { 0.0 });
+            kept.push((l.clone(), texts));
+        }
+        if alts.is_empty() {
+            // No written list fits the item type: decode item by item.
+            let lists = std::mem::take(&mut self.lists);
+            let v = self.value(cur, &Ty::Array(Box::new(item.clone())), lead, &[]);
+            self.lists = lists;
+            return v;
+        }
+        let ch = cur.choose(&alts, Some(&bonus))?;
+        let (list, texts) = &kept[ch.best];
+        self.used.extend(list.iter().copied());
+        self.trace
+            .push(format!("number list: {} of {}", alts[ch.best].trim(), alts.len()));
+        Ok(Value::Array(
+            list.iter()
+                .zip(texts)
+                .map(|(v, t)| json_number(t, *v, integer))
+                .collect(),
+        ))
+    }
+
+    /// Whether the user wrote a number no argument has taken yet.
+    fn has_unused_number(&self) -> bool {
+        self.mentions() > self.used.len()
+    }
+
+    /// How many separate numbers the user wrote (a scaled variant counts once).
+    fn mentions(&self) -> usize {
+        let mut at: Vec<usize> = self.numbers.iter().map(|f| f.at).collect();
+        at.dedup();
+        at.len()
     }
 
     fn number(&mut self, cur: &mut Cursor<'_, '_>, integer: bool, lead: &str, terms: &[&str]) -> Result<Value> {
@@ -268,6 +324,10 @@ impl<'o> ArgDecoder<'o> {
         self.trace.push(format!("string: {value:?}"));
         Ok(Value::String(value))
     }
+}
+
+fn is_numeric(ty: &Ty) -> bool {
+    matches!(ty, Ty::Integer | Ty::Number)
 }
 
 fn json_number(text: &str, v: f64, integer: bool) -> Value {

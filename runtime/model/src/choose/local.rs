@@ -7,12 +7,14 @@ use serde_json::{Value, json};
 use super::args::ArgDecoder;
 use super::cursor::Cursor;
 use super::schema::{Prop, Ty, props};
-use super::{ChooseRequest, Decision, lexical};
+use super::{ChooseOptions, ChooseRequest, Decision, lexical};
 use crate::chat::{Message, Role, ToolCall, ToolDef};
 use crate::error::{ModelError, Result};
-use crate::llama::SeqId;
-use crate::llama::Session;
-use crate::template::py_json;
+use crate::llama::{Logits, SeqId, Session};
+use crate::template::{CallSyntax, py_json};
+
+/// The pseudo-tool the model names when no function fits.
+const NONE: &str = "none";
 
 /// One line per tool: `name(arg: type, opt?: type): description`.
 pub fn signature(t: &ToolDef) -> String {
@@ -30,8 +32,9 @@ fn arg_sig(p: &Prop) -> String {
     s
 }
 
-/// System text describing the tools, for templates without a tool section.
-pub fn tools_text(tools: &[ToolDef]) -> String {
+/// System text describing the tools in the compact form tiny models read best, with the
+/// call syntax the chooser forces.
+pub fn tools_text(tools: &[ToolDef], call: &CallSyntax) -> String {
     let mut s = String::from("You are a helpful assistant. You can call these functions:\n");
     for t in tools {
         s.push_str("- ");
@@ -43,10 +46,13 @@ pub fn tools_text(tools: &[ToolDef]) -> String {
             }
         }
     }
-    s.push_str(
-        "To call a function, reply with only {\"name\": <function name>, \"arguments\": <JSON object>}. \
-         If no function fits the request, reply in plain text.",
-    );
+    let example = call.render("<function name>", &json!({"<argument>": "<value>"}));
+    let none = call.render(NONE, &json!({}));
+    s.push_str(&format!(
+        "To call a function, reply with only {}. If none of the functions fits the request, reply with {}.",
+        example.trim(),
+        none.trim()
+    ));
     s
 }
 
@@ -58,6 +64,64 @@ fn user_text(messages: &[Message]) -> String {
         .find(|m| m.role == Role::User)
         .map(|m| m.content.clone())
         .unwrap_or_default()
+}
+
+/// The conversation with the tools described in its system message.
+fn with_tools_system(messages: &[Message], text: &str) -> Vec<Message> {
+    let mut msgs = messages.to_vec();
+    match msgs.first_mut() {
+        Some(m) if m.role == Role::System => m.content = format!("{}\n\n{text}", m.content),
+        _ => msgs.insert(0, Message::system(text)),
+    }
+    msgs
+}
+
+/// What the chooser measured before deciding (kept in the trace).
+#[derive(Debug, Clone, Default)]
+pub struct Signals {
+    /// Word overlap of the request with each tool.
+    pub lexical: Vec<f32>,
+    /// Per-token gain in the request's log-likelihood from showing the tools.
+    pub pmi: Option<f32>,
+    /// Log-probability that the answer starts with a call.
+    pub lp_call: f32,
+    /// Log-probability of each tool's name, given a call.
+    pub names: Vec<f32>,
+    /// Log-probability of naming no function, given a call.
+    pub none: f32,
+}
+
+/// Evaluate the prompt into a cache slot; when the request appears in it, also measure how
+/// much the tool descriptions raise the request's likelihood (pointwise mutual information).
+fn prefill(s: &mut Session<'_>, prompt: &str, question: &str, pmi: bool) -> Result<(SeqId, Logits, Option<f32>)> {
+    let at = if !pmi || question.trim().is_empty() {
+        None
+    } else {
+        prompt.rfind(question)
+    };
+    let Some(at) = at else {
+        let toks = s.m.tokenize(prompt);
+        let (seq, logits) = s.start(&toks)?;
+        return Ok((seq, logits, None));
+    };
+    let prefix = s.m.tokenize(&prompt[..at]);
+    let q = s.m.tokenize(question);
+    let mut rest = q.clone();
+    rest.extend(s.m.tokenize(&prompt[at + question.len()..]));
+    let (seq, logits) = s.start(&prefix)?;
+    let with_tools: f32 = s
+        .score(seq, &logits, &[q])?
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+        .iter()
+        .sum();
+    s.extend(seq, &rest)?;
+    let logits = s.last_logits()?;
+    let plain = question_logprob(s, "You are a helpful assistant.", question, seq)?;
+    let n = plain.len().max(1) as f32;
+    let pmi = (with_tools - plain.iter().sum::<f32>()) / n;
+    Ok((seq, logits, Some(pmi)))
 }
 
 /// Choose a call with likelihood scoring and constrained decoding.
@@ -79,51 +143,67 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
     if tools.is_empty() {
         return Ok(Decision::none(s.take_usage(), vec!["no tools offered".into()]));
     }
-    let tmpl = &s.m.template;
-    let call = tmpl.call.clone();
-    let text = tools_text(&tools);
-    let prompt = tmpl.render(&req.messages, &tools, Some(&text))?;
-    let tokens = s.m.tokenize(&prompt);
-    let (seq, logits) = s.start(&tokens)?;
+    let lexical: Vec<f32> = tools.iter().map(|t| lexical::overlap(&question, t)).collect();
+    let lex_max = lexical.iter().copied().fold(0.0, f32::max);
+    if opts.allow_none && lex_max <= 0.0 {
+        // Not one content word of the request appears in any tool: nothing to call.
+        trace.push(format!(
+            "no tool: the request shares no word with the tools ({:.0} ms)",
+            t0.elapsed().as_secs_f64() * 1e3
+        ));
+        return Ok(Decision::none(s.take_usage(), trace));
+    }
+    // The likelihood gain is only needed when word overlap leaves the decision open.
+    let want_pmi = opts.allow_none && lex_max + opts.call_bias < opts.sure_overlap;
+    let call = s.m.template.call.clone();
+    let msgs = with_tools_system(&req.messages, &tools_text(&tools, &call));
+    let prompt = s.m.template.render(&msgs, &[], None)?;
+    let (seq, logits, pmi) = prefill(s, &prompt, &question, want_pmi)?;
     if req.cancel.is_cancelled() {
         return Err(ModelError::Cancelled);
     }
-    let mut cur = Cursor::new(s, seq, logits);
-
-    // Which tool, and whether to call one at all.
+    // Whether to call, and which tool: every name scored in one batch, in full (the call's
+    // opening included, so the scores are comparable across tools and with answering).
+    let head = s.m.tokenize(&call.before_name);
+    let mut cands = vec![head.clone()];
+    cands.push(s.m.tokenize(&format!("{}{NONE}{}", call.before_name, call.before_args.trim_end())));
+    for t in &tools {
+        cands.push(s.m.tokenize(&format!(
+            "{}{}{}",
+            call.before_name,
+            t.name,
+            call.before_args.trim_end()
+        )));
+    }
+    let lps = s.score(seq, &logits, &cands)?;
+    let lp_call: f32 = lps[0].iter().sum();
+    let sig = Signals {
+        lexical,
+        pmi,
+        lp_call,
+        none: lps[1].iter().sum::<f32>() - lp_call,
+        names: lps[2..].iter().map(|l| l.iter().sum::<f32>() - lp_call).collect(),
+    };
     let alts: Vec<String> = tools
         .iter()
         .map(|t| format!("{}{}{}", call.before_name, t.name, call.before_args))
         .collect();
-    let ch = cur.score(&alts)?;
-    let best = (0..alts.len())
-        .max_by(|&a, &b| ch.scores[a].total_cmp(&ch.scores[b]))
-        .unwrap_or(0);
-    let head = cur.score(std::slice::from_ref(&call.before_name))?;
-    let lp_call = head.scores[0];
-    let lp_none = (1.0 - lp_call.exp()).max(1e-9).ln();
+    let mut cur = Cursor::new(s, seq, logits);
+    let best = pick_tool(&sig, opts.overlap_weight);
     trace.push(format!(
-        "call {lp_call:.2} vs none {lp_none:.2}; tools: {}",
+        "signals: pmi {:.3}, call {:.2}, none {:.2}; tools: {}",
+        sig.pmi.unwrap_or(f32::NAN),
+        sig.lp_call,
+        sig.none,
         tools
             .iter()
-            .zip(&ch.scores)
-            .map(|(t, s)| format!("{} {s:.2}", t.name))
+            .enumerate()
+            .map(|(i, t)| format!("{} name {:.2} lex {:.2}", t.name, sig.names[i], sig.lexical[i]))
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    if std::env::var_os("STEPWISE_CHOOSE_DEBUG").is_some() {
-        let pmi = pmi_scores(cur.s, &question, &tools, seq)?;
-        let yn = yes_no_scores(cur.s, &question, &tools, seq)?;
-        eprintln!(
-            "{}",
-            json!({"lp_call": lp_call, "names": ch.scores, "lens": ch.lens, "pmi": pmi, "yn": yn,
-                   "tools": tools.iter().map(|t| t.name.clone()).collect::<Vec<_>>()})
-        );
-        // pmi_scores used other cache slots: the cursor's sequence is intact.
-    }
-    if opts.allow_none && lp_call + opts.call_bias <= lp_none {
-        let mut usage = cur.s.take_usage();
-        usage.decode_ms += 0.0;
+    if opts.allow_none && !relevant(&sig, best, opts) {
+        let usage = cur.s.take_usage();
         trace.push(format!("no tool ({:.0} ms)", t0.elapsed().as_secs_f64() * 1e3));
         return Ok(Decision::none(usage, trace));
     }
@@ -153,23 +233,29 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
     })
 }
 
-/// How much each tool's description raises the likelihood of the user's words, per token:
-/// `[log P(q | tool) - log P(q)] / |q|`.
-pub fn pmi_scores(s: &mut Session<'_>, question: &str, tools: &[ToolDef], keep: SeqId) -> Result<Vec<f32>> {
-    let base = question_logprob(s, "You are a helpful assistant.", question, keep)?;
-    let mut out = Vec::new();
-    for t in tools {
-        let sys = format!(
-            "You are a helpful assistant. You can call this function:\n{}",
-            signature(t)
-        );
-        let lp = question_logprob(s, &sys, question, keep)?;
-        let n = lp.len().max(1) as f32;
-        out.push((lp.iter().sum::<f32>() - base.iter().sum::<f32>()) / n);
-    }
-    Ok(out)
+/// The tool to call if any: the one whose description shares most words with the request,
+/// the model's likelihood of its name deciding between close ones.
+pub fn pick_tool(sig: &Signals, overlap_weight: f32) -> usize {
+    let score = |i: usize| sig.names[i] + overlap_weight * sig.lexical.get(i).copied().unwrap_or(0.0);
+    (0..sig.names.len())
+        .max_by(|&a, &b| score(a).total_cmp(&score(b)))
+        .unwrap_or(0)
 }
 
+/// Whether the request calls for the tool `best` at all: its word overlap with the request,
+/// plus (when measured) how much the tool descriptions raise the request's likelihood.
+pub fn relevant(sig: &Signals, best: usize, opts: &ChooseOptions) -> bool {
+    let lex = sig.lexical.get(best).copied().unwrap_or(0.0) + opts.call_bias;
+    if lex <= 0.0 {
+        return false;
+    }
+    match sig.pmi {
+        Some(pmi) if lex < opts.sure_overlap => lex + pmi >= opts.relevance,
+        _ => true,
+    }
+}
+
+/// Log-probabilities of the tokens of `question` as the user's message after `system`.
 fn question_logprob(s: &mut Session<'_>, system: &str, question: &str, keep: SeqId) -> Result<Vec<f32>> {
     let msgs = vec![Message::system(system), Message::user(question)];
     let prompt = s.m.template.render(&msgs, &[], None)?;
@@ -181,32 +267,4 @@ fn question_logprob(s: &mut Session<'_>, system: &str, question: &str, keep: Seq
     let q = s.m.tokenize(question);
     let r = s.score(seq, &logits, &[q])?;
     Ok(r.into_iter().next().unwrap_or_default())
-}
-
-/// Per tool: log P(yes) - log P(no) to "can this function answer the request?".
-pub fn yes_no_scores(s: &mut Session<'_>, question: &str, tools: &[ToolDef], keep: SeqId) -> Result<Vec<f32>> {
-    let mut out = Vec::new();
-    for t in tools {
-        let user = format!(
-            "Function: {}\nRequest: {question}\nCan this function be called to answer the request? Answer yes or no.",
-            signature(t)
-        );
-        let prompt = s.m.template.render(&[Message::user(user)], &[], None)?;
-        let toks = s.m.tokenize(&prompt);
-        let (_, logits) = s.start_avoiding(&toks, &[keep])?;
-        let yes = ["Yes", "yes"]
-            .iter()
-            .map(|w| s.m.tokenize(w))
-            .filter(|t| t.len() == 1)
-            .map(|t| logits.logprob(t[0]))
-            .fold(f32::NEG_INFINITY, f32::max);
-        let no = ["No", "no"]
-            .iter()
-            .map(|w| s.m.tokenize(w))
-            .filter(|t| t.len() == 1)
-            .map(|t| logits.logprob(t[0]))
-            .fold(f32::NEG_INFINITY, f32::max);
-        out.push(yes - no);
-    }
-    Ok(out)
 }

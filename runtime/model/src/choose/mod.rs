@@ -58,9 +58,17 @@ pub struct ChooseOptions {
     pub allow_none: bool,
     /// With more tools than this, only the most relevant ones are shown to the model.
     pub shortlist: usize,
-    /// Added to the score of calling a tool before comparing it with answering directly
-    /// (positive = call more often).
+    /// Added to the relevance of the best tool before comparing it with
+    /// [`ChooseOptions::relevance`] (positive = call more often).
     pub call_bias: f32,
+    /// Least relevance (word overlap of the request with the tool, plus the per-token gain
+    /// in the request's likelihood from showing the tools) for which a tool is called.
+    pub relevance: f32,
+    /// Word overlap from which a tool is called without measuring the likelihood gain.
+    pub sure_overlap: f32,
+    /// Weight of word overlap against the model's log-probability of a tool's name when
+    /// choosing among several tools.
+    pub overlap_weight: f32,
     pub args: ArgOptions,
 }
 
@@ -71,6 +79,9 @@ impl Default for ChooseOptions {
             allow_none: true,
             shortlist: 6,
             call_bias: 0.0,
+            relevance: 0.3,
+            sure_overlap: 0.5,
+            overlap_weight: 20.0,
             args: ArgOptions::default(),
         }
     }

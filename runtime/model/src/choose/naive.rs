@@ -19,8 +19,22 @@ pub async fn choose<M: ChatModel + ?Sized>(model: &M, req: ChooseRequest) -> Res
     }
     let mut chat = ChatRequest::new(messages);
     chat.max_tokens = 256;
-    chat.cancel = req.cancel.clone();
-    let resp = model.chat(chat, &mut |_| {}).await?;
+    // Generation stops once the first call is complete: only that one is used, so the
+    // result is the same as generating to the end, only faster (which flatters this route).
+    let stop = req.cancel.child_token();
+    chat.cancel = stop.clone();
+    let mut seen = String::new();
+    let resp = model
+        .chat(chat, &mut |piece: &str| {
+            seen.push_str(piece);
+            if piece.contains('}') && first_call(&seen).is_some() {
+                stop.cancel();
+            }
+        })
+        .await?;
+    if req.cancel.is_cancelled() {
+        return Err(crate::error::ModelError::Cancelled);
+    }
     let call = first_call(&resp.content);
     Ok(Decision {
         text: if call.is_none() {

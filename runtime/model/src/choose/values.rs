@@ -59,21 +59,21 @@ pub fn numbers(text: &str) -> Vec<Found> {
         let Some(m) = c.get(1) else { continue };
         let raw = m.as_str().replace(',', "");
         let Ok(v) = raw.parse::<f64>() else { continue };
+        let unit = c.get(2).map(|u| u.as_str().trim().to_ascii_lowercase());
+        let scale = match unit.as_deref() {
+            Some("thousand" | "k") => 1e3,
+            Some("million") => 1e6,
+            Some("billion") => 1e9,
+            _ => 1.0,
+        };
+        // "5 million" is 5000000; "40%" may be meant as 40 or as 0.4.
         out.push(Found {
-            value: v,
+            value: v * scale,
             at: m.start(),
         });
-        if let Some(unit) = c.get(2) {
-            let u = unit.as_str().trim().to_ascii_lowercase();
-            let scaled = match u.as_str() {
-                "%" | "percent" => v / 100.0,
-                "thousand" | "k" => v * 1e3,
-                "million" => v * 1e6,
-                "billion" => v * 1e9,
-                _ => v,
-            };
+        if matches!(unit.as_deref(), Some("%" | "percent")) {
             out.push(Found {
-                value: scaled,
+                value: v / 100.0,
                 at: m.start(),
             });
         }
@@ -93,6 +93,37 @@ pub fn numbers(text: &str) -> Vec<Found> {
         }
     }
     out.sort_by_key(|f| f.at);
+    out
+}
+
+/// Lists of numbers the text writes out (`[3, 4, 5]`, `12, 24 and 36`): runs of at least
+/// two numbers separated only by commas, spaces or "and"; brackets end a run.
+pub fn number_lists(text: &str) -> Vec<Vec<f64>> {
+    let Some(re) = number_re() else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut run: Vec<f64> = Vec::new();
+    let mut last_end: Option<usize> = None;
+    for c in re.captures_iter(text) {
+        let Some(m) = c.get(1) else { continue };
+        let Ok(v) = m.as_str().replace(',', "").parse::<f64>() else {
+            continue;
+        };
+        let joined = last_end.is_some_and(|e| {
+            let gap = text[e..m.start()].trim().trim_start_matches(',').trim();
+            gap.is_empty() || gap.eq_ignore_ascii_case("and")
+        });
+        if !joined {
+            if run.len() >= 2 {
+                out.push(std::mem::take(&mut run));
+            }
+            run.clear();
+        }
+        run.push(v);
+        last_end = Some(m.end());
+    }
+    if run.len() >= 2 {
+        out.push(run);
+    }
     out
 }
 
@@ -127,10 +158,27 @@ mod tests {
         assert_eq!(vals("a base of 10 units and height of 5"), vec![10.0, 5.0]);
         assert_eq!(vals("charges of 1e-9 and 2.5"), vec![1e-9, 2.5]);
         assert_eq!(vals("b = -11, c = -4."), vec![-11.0, -4.0]);
-        assert_eq!(vals("213 million people"), vec![213.0, 213e6]);
+        assert_eq!(vals("213 million people"), vec![213e6]);
         assert_eq!(vals("contributing 40% of it"), vec![40.0, 0.4]);
         assert_eq!(vals("for five years, 1,500 miles"), vec![5.0, 1500.0]);
         assert_eq!(vals("version v2 of someone"), Vec::<f64>::new());
+    }
+
+    #[test]
+    fn finds_written_lists() {
+        assert_eq!(
+            number_lists("Group A [3, 4, 5, 6, 4] and Group B [7, 8, 9, 8, 7]"),
+            vec![vec![3.0, 4.0, 5.0, 6.0, 4.0], vec![7.0, 8.0, 9.0, 8.0, 7.0]]
+        );
+        assert_eq!(
+            number_lists("values 12, 24 and 36, other 15, 30, 45"),
+            vec![vec![12.0, 24.0, 36.0], vec![15.0, 30.0, 45.0]]
+        );
+        assert_eq!(
+            number_lists("table [[10, 20], [30, 40]]"),
+            vec![vec![10.0, 20.0], vec![30.0, 40.0]]
+        );
+        assert!(number_lists("base 10 and height of 5").is_empty());
     }
 
     #[test]
