@@ -1,6 +1,8 @@
 //! The BFCL checker on real BFCL lines (a few items of each file, Apache-2.0, in
 //! `tests/data/bfcl/`), and the tool chooser on them with the real SmolLM2-135M model.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 

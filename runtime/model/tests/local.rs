@@ -12,6 +12,10 @@ use stepwise_model::{
     ToolDef,
 };
 
+/// The tests share one loaded model and its cache slots; run them one at a time so one test's
+/// prompts cannot evict the prefix another test checks is reused.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn model() -> LocalModel {
     static M: OnceLock<LocalModel> = OnceLock::new();
     M.get_or_init(|| {
@@ -23,6 +27,7 @@ fn model() -> LocalModel {
 
 #[tokio::test]
 async fn chat_streams_text_and_reuses_the_cached_prefix() {
+    let _serial = SERIAL.lock().await;
     let m = model();
     let system = Message::system("You are a helpful assistant. Answer in one short sentence.");
     let mut pieces = Vec::new();
@@ -53,6 +58,7 @@ async fn chat_streams_text_and_reuses_the_cached_prefix() {
 
 #[tokio::test]
 async fn json_schema_output_conforms() {
+    let _serial = SERIAL.lock().await;
     let schema = json!({"type": "object", "properties": {
         "city": {"type": "string"}, "country": {"type": "string"}, "population_millions": {"type": "number"}},
         "required": ["city", "country", "population_millions"], "additionalProperties": false});
@@ -67,6 +73,7 @@ async fn json_schema_output_conforms() {
 
 #[tokio::test]
 async fn cancellation_stops_generation() {
+    let _serial = SERIAL.lock().await;
     let mut req = ChatRequest::new(vec![Message::user("Write a long story about a dragon.")]);
     req.max_tokens = 400;
     let cancel = req.cancel.clone();
@@ -99,6 +106,7 @@ fn weights_are_loaded_once_and_threads_are_physical_cores() {
 
 #[tokio::test]
 async fn chooser_calls_an_offered_tool_with_schema_valid_arguments() {
+    let _serial = SERIAL.lock().await;
     let tools = vec![
         ToolDef {
             name: "weather.forecast".into(),
