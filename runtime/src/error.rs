@@ -17,8 +17,8 @@ pub enum Error {
     #[error("journal database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// Migrations could not be applied.
-    #[error("journal migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("journal migration failed: {0}\n  hint: {1}")]
+    Migrate(sqlx::migrate::MigrateError, String),
     /// sqlx reported an error while opening the database.
     #[error("journal database error: {0}")]
     Sqlx(#[from] sqlx::Error),

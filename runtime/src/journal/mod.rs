@@ -175,7 +175,19 @@ async fn migrate(path: &Path) -> Result<()> {
         .busy_timeout(std::time::Duration::from_secs(10))
         .connect()
         .await?;
-    sqlx::migrate!("../migrations").run(&mut conn).await?;
+    sqlx::migrate!("../migrations").run(&mut conn).await.map_err(|e| {
+        let hint = match e {
+            sqlx::migrate::MigrateError::VersionMismatch(_) | sqlx::migrate::MigrateError::VersionMissing(_) => {
+                format!(
+                    "{} was written by a different (development) build of stepwise; keep it aside and use a new \
+                 file with --db or STEPWISE_DB",
+                    path.display()
+                )
+            }
+            _ => format!("{} could not be brought up to date", path.display()),
+        };
+        Error::Migrate(e, hint)
+    })?;
     use sqlx::Connection;
     conn.close().await?;
     Ok(())
