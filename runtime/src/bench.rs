@@ -121,18 +121,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() { 0.0 } else { v[v.len() / 2] }
 }
 
-/// Peak resident set size of this process, in MiB (Linux `VmHWM`).
-pub fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
+pub use stepwise_tools::sys::peak_rss_mb;
 
 fn load(engine: &Engine, src: &str) -> anyhow::Result<Arc<Plan>> {
     let env: CheckEnv<'_> = engine.check_env();

@@ -8,6 +8,7 @@ mod error;
 mod interaction;
 mod registry;
 mod spec;
+pub mod sys;
 
 pub use context::{NetPolicy, ToolContext, default_data_dir};
 pub use error::ToolError;
