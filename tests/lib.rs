@@ -37,7 +37,11 @@ pub fn stepwise_bin() -> PathBuf {
 
 /// Root of the repository.
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // `cargo test` tells the test process where the crate is; the path baked in at compile
+    // time is only a fallback (a build reused from a copy of the tree would point there).
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .unwrap()
         .to_path_buf()

@@ -32,6 +32,14 @@ async fn now_defaults_to_utc_and_accepts_any_case() {
 }
 
 #[tokio::test]
+async fn a_city_that_names_a_zone_stands_for_it() {
+    let v = call("time.now", json!({"tz": "Tokyo"}), &cx()).await.unwrap();
+    assert_eq!(v["tz"], "Asia/Tokyo");
+    let v = call("time.now", json!({"tz": "new york"}), &cx()).await.unwrap();
+    assert_eq!(v["tz"], "America/New_York");
+}
+
+#[tokio::test]
 async fn unknown_zone_names_the_field_and_suggests_the_closest() {
     let e = fails(call("time.now", json!({"tz": "Europe/Lisbn"}), &cx()).await);
     match &e {
@@ -41,7 +49,7 @@ async fn unknown_zone_names_the_field_and_suggests_the_closest() {
         }
         other => panic!("wrong error: {other}"),
     }
-    let e = fails(call("time.now", json!({"tz": "Tokyo"}), &cx()).await);
+    let e = fails(call("time.now", json!({"tz": "Tokio"}), &cx()).await);
     assert!(e.to_string().contains("`Asia/Tokyo`"), "{e}");
     let e = fails(call("time.now", json!({"tz": "Nowhere/Qqqqqqqq"}), &cx()).await);
     assert!(e.to_string().contains("IANA"), "{e}");

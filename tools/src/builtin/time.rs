@@ -57,6 +57,20 @@ pub fn parse_tz(tool: &str, field: &str, name: &str) -> Result<Tz, ToolError> {
     if let Some(tz) = TZ_VARIANTS.iter().find(|t| t.name().eq_ignore_ascii_case(&wanted)) {
         return Ok(*tz);
     }
+    // A city that names a zone stands for it: `Tokyo` → `Asia/Tokyo`, `new york` →
+    // `America/New_York` (what people, and small models, write).
+    if !wanted.contains('/')
+        && let Some(tz) = TZ_VARIANTS.iter().find(|t| {
+            let n = t.name();
+            n.starts_with(|c: char| c.is_ascii_uppercase())
+                && n.rsplit('/')
+                    .next()
+                    .is_some_and(|city| city.eq_ignore_ascii_case(&wanted))
+                && n.contains('/')
+        })
+    {
+        return Ok(*tz);
+    }
     let hint = match suggest_tz(&wanted) {
         Some(s) => format!("did you mean `{s}`?"),
         None => "use an IANA name such as `Europe/Lisbon`, `America/New_York` or `UTC`".into(),
@@ -96,7 +110,8 @@ pub struct Now;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NowArgs {
-    /// IANA time zone name, e.g. `Europe/Lisbon` or `Asia/Tokyo` (case-insensitive).
+    /// IANA time zone name, e.g. `Europe/Lisbon` or `Asia/Tokyo` (case-insensitive), or the
+    /// city a zone is named after (`Tokyo`).
     #[serde(default = "utc")]
     pub tz: String,
 }

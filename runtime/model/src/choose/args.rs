@@ -29,6 +29,9 @@ pub struct ArgOptions {
     pub reuse_penalty: f32,
     /// Margin (nats) by which writing an optional property must beat closing the object.
     pub optional_margin: f32,
+    /// The same for an optional string property while the request holds a name (a quoted
+    /// phrase, capitalized words, a code) that no argument has taken: a value is at hand.
+    pub optional_span_margin: f32,
 }
 
 impl Default for ArgOptions {
@@ -39,6 +42,7 @@ impl Default for ArgOptions {
             max_items: 12,
             reuse_penalty: 3.0,
             optional_margin: 0.0,
+            optional_span_margin: -4.5,
         }
     }
 }
@@ -51,6 +55,14 @@ pub struct ArgDecoder<'o> {
     numbers: Vec<values::Found>,
     lists: Vec<Vec<f64>>,
     used: Vec<f64>,
+    spans: Vec<values::Span>,
+    span_lists: Vec<Vec<usize>>,
+    /// Strings already given to an argument (lowercase).
+    used_strings: Vec<String>,
+    /// Name and description of the property being decoded (lowercase).
+    about: String,
+    /// Whether the request names the property being decoded.
+    named: bool,
     opts: &'o ArgOptions,
     /// Diagnostics: one line per decision.
     pub trace: Vec<String>,
@@ -64,6 +76,14 @@ impl<'o> ArgDecoder<'o> {
             numbers: values::numbers(source),
             lists: values::number_lists(source),
             used: Vec::new(),
+            spans: values::spans(source),
+            span_lists: {
+                let sp = values::spans(source);
+                values::span_lists(source, &sp)
+            },
+            used_strings: Vec::new(),
+            about: String::new(),
+            named: false,
             opts,
             trace: Vec::new(),
         }
@@ -75,21 +95,33 @@ impl<'o> ArgDecoder<'o> {
         for (i, p) in props.iter().enumerate() {
             let sep = if out.is_empty() { "" } else { ", " };
             let key = format!("{sep}{}:", py_json(&Value::String(p.name.clone())));
+            self.named = self.named_in_request(&p.name);
             if !p.required {
                 // A number the user did not write cannot be what they asked for.
                 if is_numeric(&p.ty) && !self.has_unused_number() {
                     self.trace.push(format!("optional {}: no number left", p.name));
                     continue;
                 }
-                let close = "}".to_string();
-                let ch = cur.score(&[key.clone(), close])?;
-                let margin = ch.scores[0] - ch.scores[1];
-                self.trace
-                    .push(format!("optional {}: key-vs-close {margin:.2}", p.name));
-                if margin <= self.opts.optional_margin {
-                    continue;
+                if self.named {
+                    self.trace.push(format!("optional {}: named in the request", p.name));
+                } else {
+                    let close = "}".to_string();
+                    let ch = cur.score(&[key.clone(), close])?;
+                    let margin = ch.scores[0] - ch.scores[1];
+                    self.trace
+                        .push(format!("optional {}: key-vs-close {margin:.2}", p.name));
+                    let at_hand = matches!(p.ty, Ty::String) && self.unused_name();
+                    let need = if at_hand {
+                        self.opts.optional_span_margin
+                    } else {
+                        self.opts.optional_margin
+                    };
+                    if margin <= need {
+                        continue;
+                    }
                 }
             }
+            self.about = format!("{} {}", p.name, p.description).to_lowercase();
             cur.force(&key);
             let terms: &[&str] = if props[i + 1..].iter().any(|q| q.required) {
                 &[","]
@@ -109,7 +141,14 @@ impl<'o> ArgDecoder<'o> {
         match ty {
             Ty::Boolean => {
                 let alts = vec![format!("{lead}true"), format!("{lead}false")];
-                let ch = cur.choose(&alts, None)?;
+                // A flag the user names is one they want set ("include the owner's name",
+                // "assuming equal variance"), unless they say otherwise.
+                let bonus = if self.named && !self.negated() {
+                    [self.opts.reuse_penalty, 0.0]
+                } else {
+                    [0.0, 0.0]
+                };
+                let ch = cur.choose(&alts, Some(&bonus))?;
                 Ok(Value::Bool(ch.best == 0))
             }
             Ty::Enum(vals) => {
@@ -129,6 +168,14 @@ impl<'o> ArgDecoder<'o> {
                     let numeric = is_numeric(item) || matches!(&**item, Ty::Array(i) if is_numeric(i));
                     if items.len() >= self.opts.max_items || (numeric && !self.has_unused_number()) {
                         cur.force("]");
+                        break;
+                    }
+                    // Items of a list the user wrote out: go on while it has unused items.
+                    if let Some(more) = items.last().and_then(|v| self.list_goes_on(v)) {
+                        cur.force(if more { "," } else { "]" });
+                        if more {
+                            continue;
+                        }
                         break;
                     }
                     let ch = cur.choose(&[",".to_string(), "]".to_string()], None)?;
@@ -194,11 +241,20 @@ impl<'o> ArgDecoder<'o> {
 
     fn number(&mut self, cur: &mut Cursor<'_, '_>, integer: bool, lead: &str, terms: &[&str]) -> Result<Value> {
         let mut cands: Vec<(String, f64)> = Vec::new();
+        // A percentage goes to a fractional parameter as a fraction (rates, yields, returns),
+        // unless the parameter says it takes a percentage.
+        let wants_percent = integer || self.about.contains("percent");
         for f in &self.numbers {
             if let Some(t) = values::number_text(f.value, integer)
                 && !cands.iter().any(|(c, _)| *c == t)
             {
-                cands.push((t, f.value));
+                let other_style = matches!(
+                    (f.written, wants_percent),
+                    (values::Written::Percent, false) | (values::Written::Fraction, true)
+                );
+                if !other_style {
+                    cands.push((t, f.value));
+                }
             }
         }
         if cands.is_empty() {
@@ -269,8 +325,141 @@ impl<'o> ArgDecoder<'o> {
         Ok(json_number(&text, v, integer))
     }
 
+    /// A string: decoded freely (biased toward copying the user's words), then weighed
+    /// against the spans of the user's text, where a span another argument already took is
+    /// penalized.
     fn string(&mut self, cur: &mut Cursor<'_, '_>, lead: &str) -> Result<Value> {
         cur.force(&format!("{lead}\""));
+        let mark = cur.mark();
+        let free = self.free_string(cur)?;
+        // A value cut out of a longer mention is the mention ("AL2562" of "2022/AL2562").
+        let free_l = free.to_lowercase();
+        // And a mention is written as the user wrote it.
+        let free =
+            match self.spans.iter().find(|sp| {
+                !free_l.is_empty() && sp.text.len() >= free.len() && sp.text.to_lowercase().contains(&free_l)
+            }) {
+                Some(sp) => sp.text.clone(),
+                None => free,
+            };
+        let mut options = vec![free.clone()];
+        for sp in &self.spans {
+            if !options.iter().any(|o| o.eq_ignore_ascii_case(&sp.text)) {
+                options.push(sp.text.clone());
+            }
+        }
+        let used = &self.used_strings;
+        let named_span = |o: &String| o.chars().any(char::is_alphabetic) && !used.contains(&o.to_lowercase());
+        let unused_name = options[1..].iter().any(named_span);
+        let taken = |o: &String| used.contains(&o.to_lowercase());
+        // A bare number is a poor name when the user wrote a name no argument has taken.
+        let bare_number = |o: &String| !o.is_empty() && o.chars().all(|c| c.is_ascii_digit());
+        let value = if options.len() == 1 || (options.len() > 1 && free.is_empty()) {
+            cur.force("\"");
+            free
+        } else {
+            cur.rollback(mark)?;
+            let alts: Vec<String> = options.iter().map(|o| format!("{}\"", json_inner(o))).collect();
+            let bonus: Vec<f32> = options
+                .iter()
+                .map(|o| {
+                    let mut b = 0.0;
+                    if taken(o) {
+                        b -= self.opts.reuse_penalty;
+                    }
+                    if bare_number(o) && unused_name {
+                        b -= self.opts.reuse_penalty;
+                    }
+                    b
+                })
+                .collect();
+            let ch = cur.choose(&alts, Some(&bonus))?;
+            self.trace.push(format!(
+                "string: {:?} of {} (free {free:?})",
+                options[ch.best],
+                options.len()
+            ));
+            options.swap_remove(ch.best)
+        };
+        self.used_strings.push(value.to_lowercase());
+        Ok(Value::String(value))
+    }
+
+    /// Whether the request holds a name (span with letters) no argument has taken yet.
+    fn unused_name(&self) -> bool {
+        self.spans
+            .iter()
+            .any(|sp| sp.text.chars().any(char::is_alphabetic) && !self.used_strings.contains(&sp.text.to_lowercase()))
+    }
+
+    /// Whether the request says no to something ("without", "don't", "exclude", …).
+    fn negated(&self) -> bool {
+        const NO: &[&str] = &[
+            "not",
+            "no",
+            "without",
+            "don't",
+            "dont",
+            "exclude",
+            "excluding",
+            "never",
+            "skip",
+        ];
+        self.source_lower
+            .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+            .any(|w| NO.contains(&w))
+    }
+
+    /// Whether a list the user wrote goes on after `last`: `Some(true)` if it has an item no
+    /// argument took yet, `Some(false)` if it is used up, `None` if `last` is in no list.
+    fn list_goes_on(&self, last: &Value) -> Option<bool> {
+        let last = last.as_str()?.to_lowercase();
+        let list = self
+            .span_lists
+            .iter()
+            .find(|l| l.iter().any(|&i| self.spans[i].text.to_lowercase() == last))?;
+        Some(
+            list.iter()
+                .any(|&i| !self.used_strings.contains(&self.spans[i].text.to_lowercase())),
+        )
+    }
+
+    /// Whether the request names an optional property: one of the words of its name (of four
+    /// letters or more, not a generic one) starts a word of the request.
+    fn named_in_request(&self, name: &str) -> bool {
+        const GENERIC: &[&str] = &[
+            "type", "name", "data", "value", "values", "number", "list", "info", "format",
+        ];
+        let mut words = Vec::new();
+        let mut w = String::new();
+        for c in name.chars() {
+            if (c == '_' || c == '-' || c == '.' || c.is_uppercase()) && !w.is_empty() {
+                words.push(std::mem::take(&mut w));
+            }
+            if c.is_alphanumeric() {
+                w.push(c.to_ascii_lowercase());
+            }
+        }
+        if !w.is_empty() {
+            words.push(w);
+        }
+        let req: Vec<&str> = self
+            .source_lower
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|x| !x.is_empty())
+            .collect();
+        words
+            .iter()
+            .filter(|w| w.len() >= 4 && !GENERIC.contains(&w.as_str()))
+            .any(|w| {
+                let stem = &w[..w.len().min(6)];
+                req.iter().any(|r| r.starts_with(stem))
+            })
+    }
+
+    /// Free decoding of a string's characters (the opening quote is written; the closing one
+    /// is not).
+    fn free_string(&mut self, cur: &mut Cursor<'_, '_>) -> Result<String> {
         let mut value = String::new();
         let m = cur.s.m;
         let penalty = self.opts.copy_penalty;
@@ -291,7 +480,8 @@ impl<'o> ArgDecoder<'o> {
                         if cur_val.is_empty() {
                             continue;
                         }
-                        (lp, true)
+                        // Words copied from the request end where the request's word ends.
+                        (if mid_word(src, &cur_val) { lp - penalty } else { lp }, true)
                     } else if p.is_empty() || p.contains(['"', '\\', '\n', '\r', '<']) {
                         continue;
                     } else {
@@ -319,11 +509,32 @@ impl<'o> ArgDecoder<'o> {
                 break;
             }
         }
-        cur.force("\"");
-        let value = value.trim().to_string();
-        self.trace.push(format!("string: {value:?}"));
-        Ok(Value::String(value))
+        Ok(value.trim().to_string())
     }
+}
+
+/// Whether `value` occurs in `text` only ever followed by more letters of the same word.
+fn mid_word(text: &str, value: &str) -> bool {
+    let ends_word = |at: usize| {
+        text[at + value.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !c.is_alphanumeric())
+    };
+    let mut any = false;
+    for (at, _) in text.match_indices(value) {
+        any = true;
+        if ends_word(at) {
+            return false;
+        }
+    }
+    any && value.chars().last().is_some_and(char::is_alphanumeric)
+}
+
+/// A string as it appears between the quotes of a JSON string.
+fn json_inner(s: &str) -> String {
+    let q = Value::String(s.to_string()).to_string();
+    q[1..q.len() - 1].to_string()
 }
 
 fn is_numeric(ty: &Ty) -> bool {

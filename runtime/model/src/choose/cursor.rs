@@ -28,7 +28,36 @@ pub struct Choice {
     pub lens: Vec<usize>,
 }
 
+/// A saved position of a cursor, to come back to with [`Cursor::rollback`].
+pub struct Mark {
+    len: usize,
+    pending: String,
+    logits: Option<Logits>,
+    text_len: usize,
+}
+
 impl<'a, 'm> Cursor<'a, 'm> {
+    /// The current position.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            len: self.s.len(self.seq),
+            pending: self.pending.clone(),
+            logits: self.logits.clone(),
+            text_len: self.text.len(),
+        }
+    }
+
+    /// Forget everything written since `m`.
+    pub fn rollback(&mut self, m: Mark) -> Result<()> {
+        if self.s.len(self.seq) != m.len {
+            self.s.truncate(self.seq, m.len)?;
+        }
+        self.pending = m.pending;
+        self.logits = m.logits;
+        self.text.truncate(m.text_len);
+        Ok(())
+    }
+
     /// A head at the end of `seq`, whose next-token scores are `logits`.
     pub fn new(s: &'a mut Session<'m>, seq: SeqId, logits: Logits) -> Self {
         Cursor {

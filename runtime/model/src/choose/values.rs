@@ -42,12 +42,24 @@ const WORDS: &[(&str, f64)] = &[
     ("rest", 0.0),
 ];
 
+/// How a number was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// As is (digits or a number word, with any scale word applied).
+    Plain,
+    /// The number before a `%` or "percent", as written.
+    Percent,
+    /// The same percentage as a fraction (40% → 0.4).
+    Fraction,
+}
+
 /// A number found in text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Found {
     pub value: f64,
     /// Byte offset in the text.
     pub at: usize,
+    pub written: Written,
 }
 
 /// Every number the text mentions, in order, with the variants a unit word implies
@@ -67,14 +79,17 @@ pub fn numbers(text: &str) -> Vec<Found> {
             _ => 1.0,
         };
         // "5 million" is 5000000; "40%" may be meant as 40 or as 0.4.
+        let percent = matches!(unit.as_deref(), Some("%" | "percent"));
         out.push(Found {
             value: v * scale,
             at: m.start(),
+            written: if percent { Written::Percent } else { Written::Plain },
         });
-        if matches!(unit.as_deref(), Some("%" | "percent")) {
+        if percent {
             out.push(Found {
                 value: v / 100.0,
                 at: m.start(),
+                written: Written::Fraction,
             });
         }
     }
@@ -87,7 +102,11 @@ pub fn numbers(text: &str) -> Vec<Found> {
             let after = lower[at + w.len()..].chars().next();
             let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
             if boundary(before) && boundary(after) {
-                out.push(Found { value: *v, at });
+                out.push(Found {
+                    value: *v,
+                    at,
+                    written: Written::Plain,
+                });
             }
             from = at + w.len();
         }
@@ -120,6 +139,188 @@ pub fn number_lists(text: &str) -> Vec<Vec<f64>> {
         }
         run.push(v);
         last_end = Some(m.end());
+    }
+    if run.len() >= 2 {
+        out.push(run);
+    }
+    out
+}
+
+/// A stretch of the user's text a string argument may copy: a quoted phrase, a run of
+/// capitalized words ("San Diego County", "S&P 500", "Mr. X"), or a code-like word
+/// ("CA123456", "km/h", "01-01-1980").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Span {
+    pub text: String,
+    /// Byte offsets in the text.
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Words that start a sentence or ask a question rather than name something.
+const NOT_NAMES: &[&str] = &[
+    "i",
+    "what",
+    "what's",
+    "whats",
+    "how",
+    "who",
+    "when",
+    "where",
+    "which",
+    "why",
+    "find",
+    "get",
+    "give",
+    "calculate",
+    "compute",
+    "tell",
+    "show",
+    "please",
+    "can",
+    "could",
+    "would",
+    "is",
+    "are",
+    "the",
+    "a",
+    "an",
+    "i'm",
+    "i'd",
+    "my",
+    "let's",
+    "do",
+    "does",
+    "list",
+    "search",
+    "fetch",
+    "retrieve",
+    "identify",
+    "provide",
+    "predict",
+    "determine",
+];
+
+fn quoted_re() -> Option<&'static Regex> {
+    static RE: OnceLock<Option<Regex>> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r#"(?:^|[\s(\[,:=])(?:'([^'\n]{1,60})'|"([^"\n]{1,60})")"#).ok())
+        .as_ref()
+}
+
+/// The spans of `text`, in order of appearance, without repeats.
+pub fn spans(text: &str) -> Vec<Span> {
+    let mut out: Vec<Span> = Vec::new();
+    let push = |out: &mut Vec<Span>, start: usize, end: usize| {
+        let t = text[start..end].trim();
+        if t.is_empty() || t.len() >= text.trim().len() {
+            return;
+        }
+        if !out.iter().any(|s| s.text.eq_ignore_ascii_case(t)) {
+            out.push(Span {
+                text: t.to_string(),
+                start,
+                end,
+            });
+        }
+    };
+    if let Some(re) = quoted_re() {
+        for c in re.captures_iter(text) {
+            if let Some(m) = c.get(1).or_else(|| c.get(2)) {
+                push(&mut out, m.start(), m.end());
+            }
+        }
+    }
+    // Words with their offsets, trailing punctuation cut off (kept on abbreviations).
+    let mut words: Vec<(usize, usize, bool)> = Vec::new(); // start, end, ends a phrase
+    let mut i = 0;
+    for w in text.split_inclusive(char::is_whitespace) {
+        let raw = w.trim_end();
+        let lead = raw.len() - raw.trim_start_matches(['(', '[', '"', '\'']).len();
+        let mut core = &raw[lead..];
+        let mut stop = false;
+        while let Some(c) = core.chars().last() {
+            let abbrev = c == '.' && {
+                let b = &core[..core.len() - 1];
+                b.contains('.') || (b.len() <= 3 && b.chars().next().is_some_and(char::is_uppercase))
+            };
+            if matches!(c, ',' | ';' | ':' | '?' | '!' | ')' | ']' | '"' | '\'') || (c == '.' && !abbrev) {
+                core = &core[..core.len() - c.len_utf8()];
+                stop = true;
+            } else {
+                break;
+            }
+        }
+        if let Some(b) = core.strip_suffix("'s") {
+            core = b;
+            stop = true;
+        }
+        let start = i + lead;
+        words.push((start, start + core.len(), stop));
+        i += w.len();
+    }
+    let word = |k: usize| &text[words[k].0..words[k].1];
+    let is_cap =
+        |w: &str| w.chars().next().is_some_and(char::is_uppercase) && !NOT_NAMES.contains(&w.to_lowercase().as_str());
+    let is_num = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_digit());
+    let mut k = 0;
+    while k < words.len() {
+        if !is_cap(word(k)) {
+            k += 1;
+            continue;
+        }
+        let first = k;
+        while !words[k].2 && k + 1 < words.len() {
+            let next = word(k + 1);
+            if is_cap(next) || is_num(next) {
+                k += 1;
+            } else if next == "of" && k + 2 < words.len() && !words[k + 1].2 && is_cap(word(k + 2)) {
+                k += 2;
+            } else {
+                break;
+            }
+        }
+        // A lone capitalized word opening the text is most often a verb ("Look up …").
+        if first > 0 || k > first {
+            push(&mut out, words[first].0, words[k].1);
+        }
+        k += 1;
+    }
+    // Code-like words: letters with digits, or a slash or dash between parts.
+    for &(a, b, _) in &words {
+        let w = &text[a..b];
+        let digit = w.chars().any(|c| c.is_ascii_digit());
+        let alpha = w.chars().any(char::is_alphabetic);
+        let joined = w.len() >= 3 && w[1..w.len() - 1].contains(['/', '-', ':']);
+        if (digit && alpha) || (joined && !w.starts_with('-')) {
+            push(&mut out, a, b);
+        }
+    }
+    out.sort_by_key(|s| s.start);
+    out
+}
+
+/// Lists of spans the text writes out (`'Age', 'Income' and 'Education'`, `Apple and
+/// Microsoft`, `the S&P 500 and the Dow Jones`), as indices into `spans`.
+pub fn span_lists(text: &str, spans: &[Span]) -> Vec<Vec<usize>> {
+    let mut out = Vec::new();
+    let mut run: Vec<usize> = Vec::new();
+    for (i, s) in spans.iter().enumerate() {
+        let joined = run.last().is_some_and(|&p| {
+            let prev = &spans[p];
+            prev.end <= s.start && {
+                let gap = text[prev.end..s.start].trim_matches(|c: char| c.is_whitespace() || c == '\'' || c == '"');
+                let gap = gap.trim_start_matches(',').trim();
+                let gap = gap.strip_suffix("the").unwrap_or(gap).trim();
+                gap.is_empty() || gap == "and" || gap == "or" || gap == "&"
+            }
+        });
+        if !joined {
+            if run.len() >= 2 {
+                out.push(std::mem::take(&mut run));
+            }
+            run.clear();
+        }
+        run.push(i);
     }
     if run.len() >= 2 {
         out.push(run);
@@ -179,6 +380,43 @@ mod tests {
             vec![vec![10.0, 20.0], vec![30.0, 40.0]]
         );
         assert!(number_lists("base 10 and height of 5").is_empty());
+    }
+
+    fn span_texts(t: &str) -> Vec<String> {
+        spans(t).into_iter().map(|s| s.text).collect()
+    }
+
+    #[test]
+    fn finds_names_quotes_and_codes() {
+        assert_eq!(
+            span_texts("Look up details of a felony crime record for case number CA123456 in San Diego County"),
+            vec!["CA123456", "San Diego County"]
+        );
+        assert_eq!(
+            span_texts("Find the information of criminal cases of Mr. X in New York between 2012 and 2015."),
+            vec!["Mr. X", "New York"]
+        );
+        assert_eq!(
+            span_texts("Run a model with predictor variables 'Age', 'Income' and 'Education'."),
+            vec!["Age", "Income", "Education"]
+        );
+        assert_eq!(span_texts("What's the speed in km/h?"), vec!["km/h"]);
+        assert_eq!(
+            span_texts("Give me the details of Criminal Law Amendment Act of 2013."),
+            vec!["Criminal Law Amendment Act"]
+        );
+        assert_eq!(span_texts("Bank of America's profit"), vec!["Bank of America"]);
+    }
+
+    #[test]
+    fn finds_written_span_lists() {
+        let t = "the market performance of the S&P 500 and the Dow Jones over 5 days";
+        let s = spans(t);
+        assert_eq!(span_texts(t), vec!["S&P 500", "Dow Jones"]);
+        assert_eq!(span_lists(t, &s), vec![vec![0, 1]]);
+        let t = "predictors 'Age', 'Income' and 'Education' and a target 'Purchase_Amount' (in USD)";
+        let s = spans(t);
+        assert_eq!(span_lists(t, &s), vec![vec![0, 1, 2]]);
     }
 
     #[test]
