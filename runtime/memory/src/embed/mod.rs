@@ -4,7 +4,9 @@
 //! the thread is busy are embedded together in the next batch, so concurrent callers share
 //! forward passes.
 
+mod bert;
 pub mod engine;
+mod kernels;
 pub mod model;
 
 use std::path::PathBuf;
