@@ -9,7 +9,7 @@ use rusqlite::{Connection, params};
 
 use crate::embed::DIM;
 use crate::error::Result;
-use crate::quant::{Quantized, dot_row};
+use crate::quant::{Quantized, dots};
 use crate::types::Kind;
 
 const NONE: u32 = u32::MAX;
@@ -242,20 +242,21 @@ impl VecIndex {
         let Ok(q) = <&[i8; DIM]>::try_from(query.q.as_slice()) else {
             return Vec::new();
         };
-        // The best `n` of rows lo..hi, scanned with the widest SIMD the CPU has.
+        // The best `n` of rows lo..hi: dot products a block at a time (SIMD), then the filter
+        // and a bounded heap.
         let scan = |lo: usize, hi: usize| -> Vec<Scored> {
-            pulp::Arch::new().dispatch(|| {
-                let mut heap: BinaryHeap<Scored> = BinaryHeap::with_capacity(n + 1);
-                let codes = self.codes[lo * DIM..hi * DIM].chunks_exact(DIM);
-                for (i, code) in (lo..hi).zip(codes) {
+            const BLOCK: usize = 512;
+            let mut heap: BinaryHeap<Scored> = BinaryHeap::with_capacity(n + 1);
+            let mut dot = [0i32; BLOCK];
+            for start in (lo..hi).step_by(BLOCK) {
+                let end = (start + BLOCK).min(hi);
+                dots(q, &self.codes[start * DIM..end * DIM], &mut dot);
+                for (i, &d) in (start..end).zip(&dot) {
                     let row = &self.rows[i];
                     if (unfiltered && row.expires_at <= filter.now) || (!unfiltered && !pass(row)) {
                         continue;
                     }
-                    let Ok(code) = <&[i8; DIM]>::try_from(code) else {
-                        continue;
-                    };
-                    let s = dot_row(q, code) as f32 * self.scales[i];
+                    let s = d as f32 * self.scales[i];
                     if heap.len() < n {
                         heap.push(Scored(s, i));
                     } else if heap.peek().is_some_and(|w| s > w.0) {
@@ -263,8 +264,8 @@ impl VecIndex {
                         heap.push(Scored(s, i));
                     }
                 }
-                heap.into_vec()
-            })
+            }
+            heap.into_vec()
         };
         let rows = self.ids.len();
         let threads = if rows >= PARALLEL_ROWS { self.threads } else { 1 };
