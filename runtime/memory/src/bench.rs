@@ -353,7 +353,7 @@ pub async fn run(o: &BenchOptions, say: &(dyn Fn(&str) + Sync)) -> Result<BenchR
     let embed = EmbedBench {
         sentences: texts.len(),
         mean_words: texts.iter().map(|t| t.split_whitespace().count()).sum::<usize>() as f64 / texts.len() as f64,
-        threads: candle_core::utils::get_num_threads(),
+        threads: crate::embed::engine::default_threads(),
         per_second: texts.len() as f64 / wall,
         per_cpu_second: texts.len() as f64 / cpu.max(1e-9),
         single_p50_ms: pct(single.clone(), 0.5),
@@ -493,7 +493,7 @@ pub fn table(r: &BenchReport) -> String {
     let e = &r.embed;
     s += "stepwise bench memory\n\n";
     s += &format!(
-        "embeddings (all-MiniLM-L6-v2, candle, {} threads): {} sentences of {:.1} words\n  {:.0} sentences/s wall, {:.0} sentences per CPU-second; one query: p50 {:.1} ms, p95 {:.1} ms\n\n",
+        "embeddings (all-MiniLM-L6-v2, {} threads): {} sentences of {:.1} words\n  {:.0} sentences/s wall, {:.0} sentences per CPU-second; one query: p50 {:.1} ms, p95 {:.1} ms\n\n",
         e.threads, e.sentences, e.mean_words, e.per_second, e.per_cpu_second, e.single_p50_ms, e.single_p95_ms
     );
     s += &format!("{:<58} {:>8} {:>12}\n", "inserts", "notes", "notes/s");

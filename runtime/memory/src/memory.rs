@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rusqlite::{Connection, params};
 use serde::Serialize;
@@ -47,7 +47,8 @@ pub(crate) struct Inner {
     pub(crate) writer: Writer,
     pub(crate) embedder: Option<Embedder>,
     pub(crate) mode: EmbedMode,
-    index: Mutex<VecIndex>,
+    /// Written only to catch up with the database; searches share it.
+    index: RwLock<VecIndex>,
     readers: Mutex<Vec<Connection>>,
     warned: AtomicBool,
 }
@@ -115,7 +116,7 @@ impl Memory {
                 writer,
                 embedder,
                 mode: opts.embed,
-                index: Mutex::new(VecIndex::default()),
+                index: RwLock::new(VecIndex::default()),
                 readers: Mutex::new(Vec::new()),
                 warned: AtomicBool::new(false),
             }),
@@ -342,10 +343,10 @@ impl Memory {
             return Ok(Vec::new());
         }
         self.read(move |conn, inner| {
-            let mut index = inner.index.lock().unwrap_or_else(|p| p.into_inner());
             if qv.is_some() {
-                index.sync(conn)?;
+                inner.index.write().unwrap_or_else(|p| p.into_inner()).sync(conn)?;
             }
+            let index = inner.index.read().unwrap_or_else(|p| p.into_inner());
             recall::recall(conn, &index, &q, qv.as_ref(), now_us())
         })
         .await
@@ -354,7 +355,7 @@ impl Memory {
     /// Load (or catch up) the in-memory vector index now rather than at the first recall.
     pub async fn warm(&self) -> Result<usize> {
         self.read(|conn, inner| {
-            let mut index = inner.index.lock().unwrap_or_else(|p| p.into_inner());
+            let mut index = inner.index.write().unwrap_or_else(|p| p.into_inner());
             index.sync(conn)?;
             Ok(index.len())
         })
@@ -451,7 +452,7 @@ impl Memory {
                 chunks: count("SELECT COUNT(*) FROM mem_chunks")?,
                 embedded_chunks: count("SELECT COUNT(*) FROM mem_chunks WHERE embedding IS NOT NULL")?,
                 db_bytes: size(path.clone()) + size(PathBuf::from(format!("{}-wal", path.display()))),
-                index_bytes: inner.index.lock().unwrap_or_else(|p| p.into_inner()).bytes(),
+                index_bytes: inner.index.read().unwrap_or_else(|p| p.into_inner()).bytes(),
             })
         })
         .await

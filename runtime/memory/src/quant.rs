@@ -69,6 +69,40 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     acc.iter().sum::<i32>() + tail
 }
 
+/// [`dot_i8`] of two whole embeddings. With the length fixed, the compiler unrolls it into
+/// widening multiply-adds.
+#[inline(always)]
+pub fn dot_row(a: &[i8; DIM], b: &[i8; DIM]) -> i32 {
+    a.iter().zip(b).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum()
+}
+
+/// `out[i]` = [`dot_row`] of `q` and the `i`-th embedding in `codes`, for as many rows as
+/// both hold. Compiled for the widest SIMD the CPU has (AVX-512, AVX2, else the baseline),
+/// chosen at run time: the default target is plain x86-64, whose SSE2 lacks the widening
+/// multiply-adds this loop needs.
+pub fn dots(q: &[i8; DIM], codes: &[i8], out: &mut [i32]) {
+    pulp::Arch::new().dispatch(Dots { q, codes, out });
+}
+
+struct Dots<'a> {
+    q: &'a [i8; DIM],
+    codes: &'a [i8],
+    out: &'a mut [i32],
+}
+
+impl pulp::WithSimd for Dots<'_> {
+    type Output = ();
+    // Inlined into pulp's `#[target_feature]` entry point, so the loop is compiled with it.
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        for (o, c) in self.out.iter_mut().zip(self.codes.chunks_exact(DIM)) {
+            if let Ok(c) = <&[i8; DIM]>::try_from(c) {
+                *o = dot_row(self.q, c);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +136,12 @@ mod tests {
             let exact: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
             let (qa, qb) = (quantize(&a), quantize(&b));
             let approx = dot_i8(&qa.q, &qb.q) as f32 * qa.scale * qb.scale;
+            let (ra, rb): (&[i8; DIM], &[i8; DIM]) =
+                (qa.q.as_slice().try_into().unwrap(), qb.q.as_slice().try_into().unwrap());
+            assert_eq!(dot_row(ra, rb), dot_i8(&qa.q, &qb.q));
+            let mut out = [0; 2];
+            dots(ra, &[qb.q.clone(), qa.q.clone()].concat(), &mut out);
+            assert_eq!(out, [dot_i8(&qa.q, &qb.q), dot_i8(&qa.q, &qa.q)]);
             assert!((exact - approx).abs() < 0.01, "{exact} vs {approx}");
         }
     }

@@ -110,12 +110,7 @@ pub(crate) fn recall(
     now: i64,
 ) -> Result<Vec<Hit>> {
     let n = candidates(q.k);
-    let lex = if q.mode == Mode::Vector {
-        Vec::new()
-    } else {
-        fts(conn, q, n, now)?
-    };
-    let vec = match (q.mode, qvec) {
+    let vector = || match (q.mode, qvec) {
         (Mode::Fts, _) | (_, None) => Vec::new(),
         (_, Some(v)) => {
             let filter = VecFilter {
@@ -133,6 +128,18 @@ pub(crate) fn recall(
             }
             hits
         }
+    };
+    // Hybrid: the vector scan runs on its own thread while SQLite answers the BM25 query.
+    let (lex, vec) = match (q.mode, qvec) {
+        (Mode::Vector, _) => (Vec::new(), vector()),
+        (Mode::Fts, _) | (_, None) => (fts(conn, q, n, now)?, Vec::new()),
+        (Mode::Hybrid, Some(_)) => std::thread::scope(|s| -> Result<_> {
+            let scan = s.spawn(vector);
+            let lex = fts(conn, q, n, now);
+            // The scan cannot panic short of a bug; the vector list is then empty.
+            let vec = scan.join().unwrap_or_default();
+            Ok((lex?, vec))
+        })?,
     };
     // Fuse: 1/(K + rank) summed over the lists a chunk appears in.
     // chunk id → (score, BM25 rank, vector rank, cosine)

@@ -1,10 +1,13 @@
-//! Sentence embeddings with all-MiniLM-L6-v2, served by one dedicated thread.
+//! Sentence embeddings with all-MiniLM-L6-v2, served by one dedicated thread (which splits
+//! each batch over the physical cores; see [`engine`]).
 //!
 //! The model loads on first use (about 0.4 s), never on a tokio worker. Requests queued while
 //! the thread is busy are embedded together in the next batch, so concurrent callers share
 //! forward passes.
 
+mod bert;
 pub mod engine;
+mod kernels;
 pub mod model;
 
 use std::path::PathBuf;
