@@ -7,6 +7,7 @@ mod context;
 mod error;
 mod interaction;
 mod registry;
+mod role;
 mod spec;
 pub mod sys;
 
@@ -14,4 +15,5 @@ pub use context::{NetPolicy, ToolContext, default_data_dir};
 pub use error::ToolError;
 pub use interaction::{Interaction, InteractionHandle};
 pub use registry::{Registry, ToolInfo, closest};
+pub use role::Role;
 pub use spec::{DynTool, Tool, ToolSpec, Typed, schema_value, typed};

@@ -50,10 +50,11 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::capture::Captured;
 use crate::error::Result;
 use crate::memory::Memory;
 use crate::threads::{Message, NewMessage};
-use crate::types::{DEFAULT_NAMESPACE, Hit, Kind, Mode, Query};
+use crate::types::{DEFAULT_NAMESPACE, Hit, Kind, Mode, Provenance, Query, Remembered};
 
 /// Which memories to inject before each model turn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -120,6 +121,11 @@ pub struct AgentMemoryConfig {
     /// Tokens of earlier thread messages put back into the context when a thread goes on.
     #[serde(default = "default_history_tokens")]
     pub history_tokens: i64,
+    /// Store what the user's message states about the user (`My name is Ada`, `I prefer
+    /// window seats`) as facts and notes before the turn, by the rules of
+    /// [`crate::capture`]. `stepwise chat` turns it on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub capture: bool,
 }
 
 fn default_namespace() -> String {
@@ -136,6 +142,7 @@ impl Default for AgentMemoryConfig {
             namespace: default_namespace(),
             recall: RecallConfig::default(),
             history_tokens: default_history_tokens(),
+            capture: false,
         }
     }
 }
@@ -214,6 +221,16 @@ impl AgentMemory {
         Ok(Injected { hits, text, history })
     }
 
+    /// With `capture` on: store what `user_input` states about the user (see
+    /// [`crate::capture`]) in the session's namespace. Call before [`AgentMemory::before_turn`]
+    /// so the turn can already use it.
+    pub async fn capture(&self, user_input: &str, provenance: Provenance) -> Result<Vec<(Captured, Remembered)>> {
+        if !self.config.capture {
+            return Ok(Vec::new());
+        }
+        crate::capture::remember(&self.memory, &self.config.namespace, user_input, provenance).await
+    }
+
     /// After a turn: persist its messages (user input, assistant replies, tool calls and
     /// results) to the thread, if one is configured. Returns their sequence numbers.
     pub async fn after_turn(&self, messages: Vec<NewMessage>) -> Result<Vec<i64>> {
@@ -224,33 +241,87 @@ impl AgentMemory {
     }
 }
 
-/// Memories as a prompt section, within `max_chars`; returns the text and how many hits it
-/// holds.
-pub fn render(hits: &[Hit], max_chars: usize) -> (String, usize) {
-    if hits.is_empty() {
-        return (String::new(), 0);
+impl AgentMemory {
+    /// [`AgentMemory::after_turn`] for a step of a run: persisted once, even when a resumed
+    /// run gets here again (see [`Memory::append_once`]). `None`: no thread, or already stored.
+    pub async fn after_step(&self, run_id: &str, step: &str, messages: Vec<NewMessage>) -> Result<Option<Vec<i64>>> {
+        match &self.config.thread {
+            Some(t) => {
+                self.memory
+                    .append_once(t, &self.config.namespace, run_id, step, messages)
+                    .await
+            }
+            None => Ok(None),
+        }
     }
-    let mut out = String::from("Relevant memories (most relevant first):\n");
+}
+
+/// Memories as a prompt section, within `max_chars`; returns the text and how many hits it
+/// holds (the first `n` of `hits`).
+///
+/// The form is short and direct so that small models use it: what is known about the user
+/// first (facts as `key: value`, notes about the user as written), then other notes and facts,
+/// then earlier messages of the conversation:
+///
+/// ```text
+/// Known facts about the user:
+/// - The user's name is Ada.
+/// - The user always takes a window seat.
+/// ```
+pub fn render(hits: &[Hit], max_chars: usize) -> (String, usize) {
     let mut kept = 0;
+    let mut used = 0;
+    // Lines per section, in hit order; sections print in a fixed order.
+    let mut sections: [(&str, Vec<String>); 3] = [
+        ("Known facts about the user:", Vec::new()),
+        ("Other things you know:", Vec::new()),
+        ("Said earlier in this conversation:", Vec::new()),
+    ];
     for h in hits {
-        let date = chrono::DateTime::from_timestamp_micros(h.created_at)
-            .map(|d| d.format("%Y-%m-%d").to_string())
-            .unwrap_or_default();
-        let line = match h.kind {
-            Kind::Fact => format!("- fact ({date}): {}\n", h.text),
+        let about_user = h.subject.as_deref() == Some("user");
+        let (section, line) = match h.kind {
+            Kind::Fact if about_user => (0, fact_line(h)),
+            Kind::Fact => (1, h.text.clone()),
+            Kind::Note if about_user => (0, h.text.clone()),
             Kind::Note => match &h.title {
-                Some(t) => format!("- note ({date}) {t}: {}\n", h.text),
-                None => format!("- note ({date}): {}\n", h.text),
+                Some(t) => (1, format!("{t}: {}", h.text)),
+                None => (1, h.text.clone()),
             },
-            Kind::Message => format!("- said earlier in this conversation ({date}): {}\n", h.text),
+            Kind::Message => (2, h.text.clone()),
         };
-        if out.len() + line.len() > max_chars && kept > 0 {
+        let line = format!("- {}\n", line.trim());
+        let header = if sections[section].1.is_empty() {
+            sections[section].0.len() + 1
+        } else {
+            0
+        };
+        if used + header + line.len() > max_chars && kept > 0 {
             break;
         }
-        out.push_str(&line);
+        used += header + line.len();
+        sections[section].1.push(line);
         kept += 1;
     }
+    let mut out = String::new();
+    for (title, lines) in sections {
+        if !lines.is_empty() {
+            out.push_str(title);
+            out.push('\n');
+            out.extend(lines);
+        }
+    }
     (out, kept)
+}
+
+/// A fact about the user as a sentence: `user home airport: AMS` → `The user's home airport
+/// is AMS.` (what small models use best).
+fn fact_line(h: &Hit) -> String {
+    let subject = h.subject.as_deref().unwrap_or_default();
+    let rest = h.text.strip_prefix(subject).map(str::trim_start).unwrap_or(&h.text);
+    match rest.split_once(": ") {
+        Some((key, value)) => format!("The user's {key} is {}.", value.trim_end_matches('.')),
+        None => rest.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -277,19 +348,29 @@ mod tests {
 
     #[test]
     fn render_lists_memories_within_the_budget() {
+        let mut fact = hit(Kind::Fact, "user home airport: AMS");
+        fact.subject = Some("user".into());
+        let mut about = hit(Kind::Note, "The user always takes a window seat.");
+        about.subject = Some("user".into());
         let hits = vec![
-            hit(Kind::Fact, "user home airport: AMS"),
-            hit(Kind::Note, &"x".repeat(100)),
             hit(Kind::Message, "I am vegetarian"),
+            fact,
+            hit(Kind::Note, &"x".repeat(100)),
+            about,
         ];
         let (text, kept) = render(&hits, 10_000);
-        assert_eq!(kept, 3);
-        assert!(text.starts_with("Relevant memories"));
-        assert!(text.contains("- fact (2025-11-24): user home airport: AMS\n"), "{text}");
-        assert!(text.contains("said earlier in this conversation"));
+        assert_eq!(kept, 4);
+        assert_eq!(
+            text,
+            format!(
+                "Known facts about the user:\n- The user's home airport is AMS.\n- The user always takes a window seat.\n\
+                 Other things you know:\n- {}\nSaid earlier in this conversation:\n- I am vegetarian\n",
+                "x".repeat(100)
+            )
+        );
         let (short, kept) = render(&hits, 120);
-        assert_eq!(kept, 1, "{short}");
-        assert!(!short.contains("xxx"));
+        assert_eq!(kept, 2, "{short}");
+        assert!(!short.contains("xxx"), "{short}");
         assert_eq!(render(&[], 100), (String::new(), 0));
     }
 

@@ -10,6 +10,7 @@
 
 pub mod agent;
 pub mod bench;
+pub mod capture;
 pub mod chunk;
 mod db;
 pub mod embed;
@@ -27,6 +28,7 @@ pub mod types;
 mod writer;
 
 pub use agent::{AgentMemory, AgentMemoryConfig, Injected, RecallConfig};
+pub use capture::Captured;
 pub use db::Durability;
 pub use embed::Embedder;
 pub use error::{Error, Result};

@@ -2,7 +2,6 @@
 //! back when a thread goes on in a new session.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -12,36 +11,29 @@ use crate::now_us;
 use crate::store::ChunkIn;
 use crate::types::{DEFAULT_NAMESPACE, Kind, Provenance};
 
-/// Who said it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    System,
-    User,
-    Assistant,
-    /// A tool's result.
-    Tool,
-}
+pub use stepwise_tools::Role;
 
-impl Role {
-    /// Stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-            Role::Tool => "tool",
-        }
+/// Why `id` cannot name a new thread, if it cannot: 1–128 characters of letters, digits
+/// and `.` `_` `-` `:`.
+pub fn thread_id_problem(id: &str) -> Option<String> {
+    if id.trim().is_empty() {
+        return Some("a thread id cannot be empty".into());
     }
-
-    fn parse(s: &str) -> Role {
-        match s {
-            "system" => Role::System,
-            "assistant" => Role::Assistant,
-            "tool" => Role::Tool,
-            _ => Role::User,
-        }
+    if id.chars().count() > 128 {
+        return Some(format!(
+            "thread id `{}…` is longer than 128 characters",
+            id.chars().take(20).collect::<String>()
+        ));
     }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | ':')))
+    {
+        return Some(format!(
+            "thread id `{id}` holds {c:?}; use letters, digits and `.` `_` `-` `:`"
+        ));
+    }
+    None
 }
 
 /// A message to append.
@@ -138,7 +130,7 @@ pub(crate) fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
         seq: r.get(0)?,
         message: NewMessage {
-            role: Role::parse(&r.get::<_, String>(1)?),
+            role: Role::parse(&r.get::<_, String>(1)?).unwrap_or(Role::User),
             content: r.get(2)?,
             tool_calls: calls.and_then(|c| serde_json::from_str(&c).ok()),
             tool_call_id: r.get(4)?,
@@ -224,6 +216,14 @@ pub(crate) fn append(
     Ok(seqs)
 }
 
+fn ns_of(namespace: &str) -> String {
+    if namespace.is_empty() {
+        DEFAULT_NAMESPACE.to_string()
+    } else {
+        namespace.to_string()
+    }
+}
+
 /// Messages that go into the recall index (tool results and system prompts do not).
 fn indexed(role: Role) -> bool {
     matches!(role, Role::User | Role::Assistant)
@@ -279,13 +279,76 @@ impl Memory {
         if thread.trim().is_empty() {
             return Err(Error::Invalid("a thread id cannot be empty".into()));
         }
+        let rows = self.embedded_rows(msgs).await?;
+        let (thread, ns) = (thread.to_string(), ns_of(namespace));
+        self.write(move |c| {
+            let at = now_us();
+            let seqs = append(c, &thread, &ns, &rows, at)?;
+            crate::store::after_write(c, &ns, at)?;
+            Ok(seqs)
+        })
+        .await
+    }
+
+    /// [`Memory::append`] exactly once per run step: when the thread already holds messages
+    /// written by `run_id`/`step` (a resumed run persisting the same turn again), nothing is
+    /// written and `None` is returned. The check and the insert are one transaction.
+    pub async fn append_once(
+        &self,
+        thread: &str,
+        namespace: &str,
+        run_id: &str,
+        step: &str,
+        msgs: Vec<NewMessage>,
+    ) -> Result<Option<Vec<i64>>> {
+        let (t, r, s) = (thread.to_string(), run_id.to_string(), step.to_string());
+        let seen = move |c: &Connection| -> Result<bool> {
+            Ok(c.prepare_cached(
+                "SELECT 1 FROM mem_messages WHERE thread_id = ?1 AND run_id = ?2 AND step = ?3 LIMIT 1",
+            )?
+            .query_row(params![t, r, s], |_| Ok(()))
+            .optional()?
+            .is_some())
+        };
+        let seen2 = seen.clone();
+        // Cheap check first (no embedding work for a turn already stored) …
+        if self.read(move |c, _| seen2(&*c)).await? {
+            return Ok(None);
+        }
+        let msgs: Vec<NewMessage> = msgs
+            .into_iter()
+            .map(|mut m| {
+                m.provenance = Provenance {
+                    run_id: Some(run_id.to_string()),
+                    step: Some(step.to_string()),
+                };
+                m
+            })
+            .collect();
+        let rows = self.embedded_rows(msgs).await?;
+        let (thread, ns) = (thread.to_string(), ns_of(namespace));
+        // … and the authoritative one inside the write transaction.
+        self.write(move |c| {
+            if seen(c)? {
+                return Ok(None);
+            }
+            let at = now_us();
+            let seqs = append(c, &thread, &ns, &rows, at)?;
+            crate::store::after_write(c, &ns, at)?;
+            Ok(Some(seqs))
+        })
+        .await
+    }
+
+    /// Messages with the embeddings of those indexed for recall.
+    async fn embedded_rows(&self, msgs: Vec<NewMessage>) -> Result<Vec<(NewMessage, Option<Vec<u8>>)>> {
         let texts: Vec<String> = msgs
             .iter()
             .filter(|m| indexed(m.role) && !m.content.trim().is_empty())
             .map(|m| m.content.trim().to_string())
             .collect();
         let mut blobs = self.embed_for_storage(&texts).await?.map(|b| b.into_iter());
-        let rows: Vec<(NewMessage, Option<Vec<u8>>)> = msgs
+        Ok(msgs
             .into_iter()
             .map(|m| {
                 let e = if indexed(m.role) && !m.content.trim().is_empty() {
@@ -295,22 +358,7 @@ impl Memory {
                 };
                 (m, e)
             })
-            .collect();
-        let (thread, ns) = (
-            thread.to_string(),
-            if namespace.is_empty() {
-                DEFAULT_NAMESPACE.to_string()
-            } else {
-                namespace.to_string()
-            },
-        );
-        self.write(move |c| {
-            let at = now_us();
-            let seqs = append(c, &thread, &ns, &rows, at)?;
-            crate::store::after_write(c, &ns, at)?;
-            Ok(seqs)
-        })
-        .await
+            .collect())
     }
 
     /// Messages of a thread in order; with `after`, only those with a greater seq.

@@ -334,6 +334,62 @@ async fn a_thread_goes_on_in_a_new_session_with_its_history_and_facts_recalled()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_step_turn_is_persisted_once_and_captured_statements_are_recalled_in_short_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let mem = open(&dir.path().join("m.db")).await;
+    let session = AgentMemory::new(
+        mem.clone(),
+        AgentMemoryConfig {
+            thread: Some("ada".into()),
+            capture: true,
+            ..Default::default()
+        },
+    );
+    let said = "My name is Ada and I always take a window seat.";
+    let turn = || {
+        vec![
+            NewMessage::new(Role::User, said),
+            NewMessage::new(Role::Assistant, "Hello Ada!"),
+        ]
+    };
+    assert_eq!(
+        session.after_step("run1", "greet", turn()).await.unwrap(),
+        Some(vec![1, 2])
+    );
+    // A resumed run persisting the same step again writes nothing.
+    assert_eq!(session.after_step("run1", "greet", turn()).await.unwrap(), None);
+    assert_eq!(
+        session.after_step("run2", "greet", turn()).await.unwrap(),
+        Some(vec![3, 4])
+    );
+    assert_eq!(mem.thread("ada").await.unwrap().unwrap().messages, 4);
+
+    let captured = session.capture(said, Default::default()).await.unwrap();
+    assert_eq!(captured.len(), 2, "{captured:?}");
+    // Said again: the fact is unchanged and the note is not stored twice.
+    let again = session.capture(said, Default::default()).await.unwrap();
+    assert!(again.iter().all(|(_, r)| r.unchanged), "{again:?}");
+    assert_eq!(mem.stats().await.unwrap().notes, 1);
+
+    // Another thread of the namespace recalls them, in the short form a small model uses.
+    let other = AgentMemory::new(
+        mem,
+        AgentMemoryConfig {
+            thread: Some("later".into()),
+            ..Default::default()
+        },
+    );
+    let injected = other.before_turn("Which seat do I like?").await.unwrap();
+    assert!(
+        injected
+            .text
+            .starts_with("Known facts about the user:\n- The user always takes a window seat.\n"),
+        "{}",
+        injected.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_memory_tools_validate_and_act_through_the_registry() {
     let dir = tempfile::tempdir().unwrap();
     let mem = open(&dir.path().join("m.db")).await;

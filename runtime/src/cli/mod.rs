@@ -1,6 +1,7 @@
 //! Command-line interface. Arguments are parsed before anything else starts, so
 //! `stepwise --version` and `--help` cost almost nothing.
 
+mod chat;
 mod eval;
 mod memory;
 mod models;
@@ -59,6 +60,9 @@ enum Command {
     /// List, pull and inspect language models.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Talk with a model that remembers: tools, memory recall, threads that go on across
+    /// sessions.
+    Chat(chat::ChatArgs),
     /// Measure tool-calling accuracy (BFCL).
     #[command(subcommand)]
     Eval(eval::EvalCommand),
@@ -104,8 +108,10 @@ impl DbArgs {
         let journal = crate::Journal::open(&self.db_path(), self.durability).await?;
         let registry = stepwise_tools::Registry::with_builtins();
         let memory = stepwise_memory::Memory::open(&self.db_path(), stepwise_memory::OpenOptions::default()).await?;
-        stepwise_memory::tools::register(&registry, memory, stepwise_memory::DEFAULT_NAMESPACE)?;
-        let mut engine = crate::Engine::new(journal, registry, crate::EngineConfig::new(self.workspace()));
+        stepwise_memory::tools::register(&registry, memory.clone(), stepwise_memory::DEFAULT_NAMESPACE)?;
+        let mut config = crate::EngineConfig::new(self.workspace());
+        config.memory = Some(memory);
+        let mut engine = crate::Engine::new(journal, registry, config);
         engine.set_net_policy(stepwise_tools::NetPolicy {
             allow_private: self.allow_private_net,
             ..Default::default()
@@ -156,5 +162,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Memory(a) => runtime()?.block_on(memory::memory(a)),
         Command::Models(c) => models::models(c),
         Command::Eval(c) => runtime()?.block_on(eval::eval(c)),
+        Command::Chat(a) => runtime()?.block_on(chat::chat(a)),
     }
 }

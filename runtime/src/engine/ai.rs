@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use stepwise_model::{ChatModel, ChatRequest, Message, ModelError, ResponseFormat, ToolCall, ToolChooser, ToolDef};
+use stepwise_memory::{AgentMemory, Captured, NewMessage, Provenance};
+use stepwise_model::{
+    ChatModel, ChatRequest, Message, ModelError, ResponseFormat, Role, ToolCall, ToolChooser, ToolDef,
+};
 
 use super::RunCtx;
 use super::scope::{Scope, Status, StepResult};
@@ -174,8 +177,25 @@ impl RunCtx {
         }
         let model = self.model(a.model.as_ref()).await?;
         let chooser = ToolChooser::new(model.clone());
+        let memory = match &a.memory {
+            Some(m) => Some(self.agent_memory(m, scope, &task, key, step_id).await?),
+            None => None,
+        };
+        let mut messages = vec![Message::system(instructions)];
+        let mut prompt = task.clone();
+        if let Some((_, rec)) = &memory {
+            let history: Vec<Message> = serde_json::from_value(rec["history"].clone()).unwrap_or_default();
+            messages.extend(history);
+            // The memories go right before the task: a small model uses what is near the
+            // question, and copies earlier answers of the thread otherwise.
+            prompt = with_memories(rec["text"].as_str().unwrap_or_default().trim(), &task)
+                .trim()
+                .to_string();
+        }
+        let task_at = messages.len();
+        messages.push(Message::user(prompt));
         let mut st = AgentState {
-            messages: vec![Message::system(instructions), Message::user(task)],
+            messages,
             calls: Vec::new(),
             tokens: 0,
             repeats: 0,
@@ -194,7 +214,12 @@ impl RunCtx {
                 }
             };
             if let Some(answer) = decision.get("answer").and_then(Value::as_str) {
-                return Ok(agent_output(answer, turn, &st, "answered"));
+                let mut out = agent_output(answer, turn, &st, "answered");
+                if let Some((mem, rec)) = &memory {
+                    let turn = &st.messages[task_at + 1..];
+                    out["memory"] = self.persist_turn(mem, rec, &task, turn, answer, key).await?;
+                }
+                return Ok(out);
             }
             let call: ToolCall = serde_json::from_value(decision["call"].clone())
                 .map_err(|e| AiError::fatal(format!("journaled decision `{decision_key}` is unreadable: {e}")))?;
@@ -232,6 +257,84 @@ impl RunCtx {
             format!("{} turns used without a final answer", a.max_turns),
             &st,
         ))
+    }
+
+    /// Before an agent with `memory:` starts: capture what the task states about the user,
+    /// recall the memories relevant to it and read the thread's history. All of it is
+    /// journaled as `<key>.memory` (kind `agent.memory`), so a resumed run sees the same
+    /// context.
+    async fn agent_memory(
+        &self,
+        m: &crate::plan::AgentMemory,
+        scope: &Scope,
+        task: &str,
+        key: &str,
+        step_id: &str,
+    ) -> Result<(AgentMemory, Value), AiError> {
+        let Some(memory) = self.shared.config.memory.clone() else {
+            return Err(AiError::fatal(
+                "the agent has a `memory:` block but this engine has no memory database",
+            ));
+        };
+        let mut config = m.config.clone();
+        if let Some(t) = &m.thread {
+            let id = self.text(t, scope)?;
+            if let Some(why) = stepwise_memory::threads::thread_id_problem(&id) {
+                return Err(AiError::fatal(format!("memory.thread: {why}")));
+            }
+            config.thread = Some(id);
+        }
+        let mem = AgentMemory::new(memory, config);
+        let memory_key = format!("{key}.memory");
+        if let Some(rec) = self.replayed(&memory_key) {
+            return Ok((mem, (*rec).clone()));
+        }
+        let db = |e: stepwise_memory::Error| AiError::fatal(format!("memory: {e}"));
+        let provenance = Provenance {
+            run_id: Some(self.id.clone()),
+            step: Some(key.to_string()),
+        };
+        let captured = mem.capture(task, provenance).await.map_err(db)?;
+        let injected = mem.before_turn(task).await.map_err(db)?;
+        let history = text_history(&injected.history);
+        let rec = json!({
+            "thread": mem.config().thread,
+            "namespace": mem.config().namespace,
+            "text": injected.text,
+            "recalled": injected.hits.iter().map(|h| json!({"kind": h.kind, "id": h.id, "text": h.text, "score": h.score})).collect::<Vec<_>>(),
+            "captured": captured.iter().map(|(c, r)| json!({"memory": captured_text(c), "id": r.id})).collect::<Vec<_>>(),
+            "history": history,
+        });
+        self.journal_part(&memory_key, step_id, "agent.memory", &rec).await?;
+        Ok((mem, rec))
+    }
+
+    /// Persist the agent's turn to its thread (once per run, also across resumes) and say
+    /// what memory did, for the step's output.
+    async fn persist_turn(
+        &self,
+        mem: &AgentMemory,
+        rec: &Value,
+        task: &str,
+        turn: &[Message],
+        answer: &str,
+        key: &str,
+    ) -> Result<Value, AiError> {
+        let mut msgs = vec![NewMessage::new(Role::User, task)];
+        // Steering messages of the loop (repair, repeat) are not the user's words.
+        msgs.extend(turn.iter().filter(|m| m.role != Role::User).map(stored_message));
+        msgs.push(NewMessage::new(Role::Assistant, answer));
+        let stored = mem
+            .after_step(&self.id, key, msgs)
+            .await
+            .map_err(|e| AiError::fatal(format!("memory: persisting the turn: {e}")))?;
+        Ok(json!({
+            "thread": rec["thread"],
+            "recalled": rec["recalled"].as_array().map(|a| a.iter().map(|h| h["text"].clone()).collect::<Vec<_>>()),
+            "captured": rec["captured"].as_array().map(|a| a.iter().map(|c| c["memory"].clone()).collect::<Vec<_>>()),
+            "history_messages": rec["history"].as_array().map_or(0, Vec::len),
+            "persisted": stored.map_or(0, |s| s.len()),
+        }))
     }
 
     fn check_budgets(&self, a: &AgentStep, started: Instant, st: &AgentState, turn: u32) -> Result<(), AiError> {
@@ -381,7 +484,66 @@ fn budget(what: String, st: &AgentState) -> AiError {
     ))
 }
 
-fn observation_text(v: &Value) -> String {
+/// `first` and `then` with a blank line between them; `then` alone when `first` is empty
+/// (recalled memories before a task, instructions before memories).
+pub(crate) fn with_memories(first: &str, then: &str) -> String {
+    if then.trim().is_empty() {
+        first.to_string()
+    } else if first.trim().is_empty() {
+        then.to_string()
+    } else {
+        format!("{first}\n\n{then}")
+    }
+}
+
+/// A stored thread message as the model sees it (the role is the same type on both sides).
+pub(crate) fn model_message(m: &stepwise_memory::Message) -> Message {
+    let m = &m.message;
+    Message {
+        role: m.role,
+        content: m.content.clone(),
+        tool_calls: m
+            .tool_calls
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default(),
+        tool_call_id: m.tool_call_id.clone(),
+        name: m.name.clone(),
+    }
+}
+
+/// Earlier messages of a thread to replay, as text: the user's messages and the answers.
+/// A small model shown earlier tool-call messages imitates them instead of answering; the
+/// thread keeps the calls and results, and recall can still bring them up.
+pub(crate) fn text_history(history: &[stepwise_memory::Message]) -> Vec<Message> {
+    history
+        .iter()
+        .map(model_message)
+        .filter(|m| matches!(m.role, Role::User | Role::Assistant) && m.tool_calls.is_empty())
+        .filter(|m| !m.content.trim().is_empty())
+        .collect()
+}
+
+/// A model message as a thread stores it.
+pub(crate) fn stored_message(m: &Message) -> NewMessage {
+    let mut n = NewMessage::new(m.role, m.content.clone());
+    if !m.tool_calls.is_empty() {
+        n.tool_calls = serde_json::to_value(&m.tool_calls).ok();
+    }
+    n.tool_call_id = m.tool_call_id.clone();
+    n.name = m.name.clone();
+    n
+}
+
+/// A captured memory in words (`name: Ada`, or the note).
+pub(crate) fn captured_text(c: &Captured) -> String {
+    match c {
+        Captured::Fact { key, value } => format!("{}: {value}", key.replace('_', " ")),
+        Captured::Note(t) => t.clone(),
+    }
+}
+
+pub(crate) fn observation_text(v: &Value) -> String {
     let s = match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -389,7 +551,7 @@ fn observation_text(v: &Value) -> String {
     clip(&s, MAX_OBSERVATION)
 }
 
-fn clip(s: &str, n: usize) -> String {
+pub(crate) fn clip(s: &str, n: usize) -> String {
     if s.len() <= n {
         s.to_string()
     } else {

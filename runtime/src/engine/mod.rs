@@ -4,6 +4,7 @@
 
 mod ai;
 pub use ai::DEFAULT_INSTRUCTIONS;
+pub(crate) use ai::{captured_text, clip, observation_text, stored_message, text_history, with_memories};
 mod exec;
 pub mod models;
 pub mod scope;
@@ -90,6 +91,8 @@ pub struct EngineConfig {
     pub expr_limits: Limits,
     /// Models of `llm` and `agent` steps.
     pub models: models::ModelHub,
+    /// Memory of agent steps with a `memory:` block (the journal's database, usually).
+    pub memory: Option<stepwise_memory::Memory>,
 }
 
 impl EngineConfig {
@@ -104,6 +107,7 @@ impl EngineConfig {
                 ..Limits::default()
             },
             models: models::ModelHub::default(),
+            memory: None,
         }
     }
 }

@@ -85,6 +85,12 @@ pub struct AgentSpec {
     /// Model to use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelSpec>,
+    /// Memory: before the agent starts, the memories most relevant to the prompt are put into
+    /// its instructions and the thread's earlier messages are replayed; its turns (prompt,
+    /// tool calls and results, answer) are then persisted to the thread, once per run.
+    /// `thread` may hold `${…}` expressions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<stepwise_memory::AgentMemoryConfig>,
 }
 
 /// A checked `llm` step.
@@ -113,4 +119,14 @@ pub struct AgentStep {
     pub max_tokens: u32,
     pub time_budget: Option<Duration>,
     pub model: Option<ModelSpec>,
+    pub memory: Option<AgentMemory>,
+}
+
+/// A checked `memory:` block of an agent step.
+#[derive(Debug)]
+pub struct AgentMemory {
+    /// As written (`thread` unrendered).
+    pub config: stepwise_memory::AgentMemoryConfig,
+    /// The thread id with its `${…}` expressions.
+    pub thread: Option<Template>,
 }

@@ -11,7 +11,7 @@ pub mod plugins;
 pub mod spec;
 pub mod yaml;
 
-pub use ai::{AgentSpec, AgentStep, LlmSpec, LlmStep, ModelSpec, OpenAiSpec};
+pub use ai::{AgentMemory, AgentSpec, AgentStep, LlmSpec, LlmStep, ModelSpec, OpenAiSpec};
 pub use check::{CheckEnv, load_file, load_str};
 pub use diag::{Diagnostic, Diagnostics};
 pub use model::*;

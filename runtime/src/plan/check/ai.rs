@@ -5,7 +5,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::Checker;
-use crate::plan::ai::{AgentSpec, AgentStep, LlmSpec, LlmStep, ModelSpec};
+use stepwise_memory::AgentMemoryConfig;
+
+use crate::plan::ai::{AgentMemory, AgentSpec, AgentStep, LlmSpec, LlmStep, ModelSpec};
 use crate::plan::expr::Template;
 use crate::plan::model::StepKind;
 
@@ -130,6 +132,10 @@ impl Checker<'_> {
             self.err(&format!("{ap}/max_turns"), "`max_turns` must be at least 1");
         }
         let model = self.model_spec(a.model.as_ref(), &format!("{ap}/model"));
+        let memory = match &a.memory {
+            Some(m) => Some(self.agent_memory(m, &format!("{ap}/memory"), own)?),
+            None => None,
+        };
         Some(StepKind::Agent(Box::new(AgentStep {
             prompt: prompt?,
             instructions,
@@ -139,6 +145,53 @@ impl Checker<'_> {
             max_tokens: a.max_tokens.unwrap_or(16_384),
             time_budget,
             model,
+            memory,
         })))
     }
+
+    fn agent_memory(&mut self, m: &AgentMemoryConfig, mp: &str, own: Option<&str>) -> Option<AgentMemory> {
+        let thread = match &m.thread {
+            Some(t) if t.contains("${") => Some(self.text_template(t, &format!("{mp}/thread"), own)?),
+            Some(t) => {
+                if let Some(why) = stepwise_memory::threads::thread_id_problem(t) {
+                    self.err(&format!("{mp}/thread"), why).hint =
+                        Some("e.g. `thread: trip-planning` or `thread: user-${inputs.user}`".into());
+                }
+                self.text_template(t, &format!("{mp}/thread"), own)
+            }
+            None => None,
+        };
+        if m.namespace.trim().is_empty() {
+            self.err(&format!("{mp}/namespace"), "`namespace` cannot be empty").hint =
+                Some("leave it out for the `default` namespace".into());
+        }
+        if m.recall.k > MAX_RECALL_K {
+            self.err(
+                &format!("{mp}/recall/k"),
+                format!("`k` is {}; at most {MAX_RECALL_K} memories can be injected", m.recall.k),
+            )
+            .hint = Some("a small model does best with 3–5; 0 turns injection off".into());
+        }
+        if !(-1.0..=1.0).contains(&m.recall.min_cosine) {
+            self.err(
+                &format!("{mp}/recall/min_cosine"),
+                format!("`min_cosine` {} is not a cosine similarity", m.recall.min_cosine),
+            )
+            .hint = Some("use a value between -1 and 1, e.g. 0.3".into());
+        }
+        if m.history_tokens < 0 {
+            self.err(
+                &format!("{mp}/history_tokens"),
+                format!("`history_tokens` is {}; it cannot be negative", m.history_tokens),
+            )
+            .hint = Some("0 replays no earlier messages".into());
+        }
+        Some(AgentMemory {
+            config: m.clone(),
+            thread,
+        })
+    }
 }
+
+/// Most memories an agent step may have injected.
+const MAX_RECALL_K: usize = 50;
