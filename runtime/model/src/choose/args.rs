@@ -450,10 +450,10 @@ impl<'o> ArgDecoder<'o> {
             .collect();
         words
             .iter()
-            .filter(|w| w.len() >= 4 && !GENERIC.contains(&w.as_str()))
+            .filter(|w| w.chars().count() >= 4 && !GENERIC.contains(&w.as_str()))
             .any(|w| {
-                let stem = &w[..w.len().min(6)];
-                req.iter().any(|r| r.starts_with(stem))
+                let stem: String = w.chars().take(6).collect();
+                req.iter().any(|r| r.starts_with(&stem))
             })
     }
 

@@ -290,7 +290,8 @@ pub fn spans(text: &str) -> Vec<Span> {
         let w = &text[a..b];
         let digit = w.chars().any(|c| c.is_ascii_digit());
         let alpha = w.chars().any(char::is_alphabetic);
-        let joined = w.len() >= 3 && w[1..w.len() - 1].contains(['/', '-', ':']);
+        let inner: Vec<char> = w.chars().collect();
+        let joined = inner.len() >= 3 && inner[1..inner.len() - 1].iter().any(|c| matches!(c, '/' | '-' | ':'));
         if (digit && alpha) || (joined && !w.starts_with('-')) {
             push(&mut out, a, b);
         }
@@ -401,6 +402,7 @@ mod tests {
             vec!["Age", "Income", "Education"]
         );
         assert_eq!(span_texts("What's the speed in km/h?"), vec!["km/h"]);
+        assert_eq!(span_texts("a volume of 5 m³ or 2 m/s²"), vec!["m/s²"]);
         assert_eq!(
             span_texts("Give me the details of Criminal Law Amendment Act of 2013."),
             vec!["Criminal Law Amendment Act"]
