@@ -70,17 +70,15 @@ pub struct ArgDecoder<'o> {
 
 impl<'o> ArgDecoder<'o> {
     pub fn new(source: &str, opts: &'o ArgOptions) -> Self {
+        let spans = values::spans(source);
         ArgDecoder {
             source: source.to_string(),
             source_lower: source.to_lowercase(),
             numbers: values::numbers(source),
             lists: values::number_lists(source),
             used: Vec::new(),
-            spans: values::spans(source),
-            span_lists: {
-                let sp = values::spans(source);
-                values::span_lists(source, &sp)
-            },
+            span_lists: values::span_lists(source, &spans),
+            spans,
             used_strings: Vec::new(),
             about: String::new(),
             named: false,
