@@ -352,7 +352,7 @@ impl<'o> ArgDecoder<'o> {
         let taken = |o: &String| used.contains(&o.to_lowercase());
         // A bare number is a poor name when the user wrote a name no argument has taken.
         let bare_number = |o: &String| !o.is_empty() && o.chars().all(|c| c.is_ascii_digit());
-        let value = if options.len() == 1 || (options.len() > 1 && free.is_empty()) {
+        let value = if options.len() == 1 || free.is_empty() {
             cur.force("\"");
             free
         } else {
