@@ -1,29 +1,36 @@
-//! The in-memory vector index: every embedded chunk's int8 codes in one contiguous array,
-//! scanned exactly for each query. It follows the database through `mem_changes` (filled by
-//! triggers), so writes by this process and by any other process show up at the next search.
+//! The in-memory recall index: one slot per chunk with the facts filters need, the int8
+//! vectors of the embedded chunks ([`Vectors`]) and the keyword postings of every chunk
+//! ([`TextIndex`]). Both sides share the slot table and the filter, so they filter alike.
+//!
+//! It follows the database through `mem_changes` (filled by triggers), so writes by this
+//! process and by any other process show up at the next search. Slots only grow: a removed
+//! chunk leaves a dead slot, and the index is rebuilt from `mem_chunks` once dead slots
+//! outnumber live ones (or a sync would apply very many changes).
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 
 use rusqlite::{Connection, params};
 
-use crate::embed::DIM;
+use crate::bm25::{TextHit, TextIndex};
 use crate::error::Result;
-use crate::quant::{Quantized, dots};
+use crate::quant::Quantized;
+use crate::text::{Analyzed, analyze};
 use crate::types::Kind;
+use crate::vector::Vectors;
 
-const NONE: u32 = u32::MAX;
-/// Rows from which a search is split over the physical cores (below, a thread costs more
-/// than it saves).
-const PARALLEL_ROWS: usize = 20_000;
+/// No slot, row or name.
+pub(crate) const NONE: u32 = u32::MAX;
+/// Chunks changed since the last sync beyond which a full reload is cheaper.
+const RELOAD_CHANGES: usize = 4096;
 
-/// Filterable facts about one row.
+/// Filterable facts about one chunk.
 #[derive(Debug, Clone, Copy)]
-struct Row {
+pub(crate) struct Row {
     kind: Kind,
     ns: u32,
     subject: u32,
     owner: u32,
+    ord: i64,
     created_at: i64,
     expires_at: i64,
 }
@@ -32,6 +39,7 @@ struct Row {
 #[derive(Default)]
 struct Interner {
     ids: HashMap<String, u32>,
+    names: Vec<String>,
 }
 
 impl Interner {
@@ -39,8 +47,9 @@ impl Interner {
         if let Some(&i) = self.ids.get(s) {
             return i;
         }
-        let i = self.ids.len() as u32;
+        let i = self.names.len() as u32;
         self.ids.insert(s.to_string(), i);
+        self.names.push(s.to_string());
         i
     }
     fn get(&self, s: &str) -> Option<u32> {
@@ -48,9 +57,54 @@ impl Interner {
     }
 }
 
-/// Row filter of a vector search; see [`crate::Query`].
+/// The slot table: chunk id and filter facts per slot.
+#[derive(Default)]
+pub struct Slots {
+    /// Chunk id per slot; -1 for a dead slot.
+    ids: Vec<i64>,
+    rows: Vec<Row>,
+    pos: HashMap<i64, u32>,
+    names: Interner,
+    dead: usize,
+}
+
+impl Slots {
+    #[inline]
+    pub(crate) fn row(&self, slot: u32) -> &Row {
+        &self.rows[slot as usize]
+    }
+
+    /// Chunk id in `slot`.
+    pub fn id(&self, slot: u32) -> i64 {
+        self.ids[slot as usize]
+    }
+
+    /// Order among equal scores: (owner, ord) as recall lists them, then chunk id.
+    pub(crate) fn tie_key(&self, slot: u32) -> (&str, i64, i64) {
+        let r = self.row(slot);
+        (self.names.names[r.owner as usize].as_str(), r.ord, self.id(slot))
+    }
+
+    fn live(&self) -> usize {
+        self.ids.len() - self.dead
+    }
+
+    fn bytes(&self) -> usize {
+        self.ids.capacity() * 8
+            + self.rows.capacity() * size_of::<Row>()
+            + self.pos.capacity() * (size_of::<(i64, u32)>() + 1)
+            + self
+                .names
+                .names
+                .iter()
+                .map(|n| 2 * (n.capacity() + 24) + 12)
+                .sum::<usize>()
+    }
+}
+
+/// Row filter of a search; see [`crate::Query`].
 #[derive(Debug, Clone, Default)]
-pub struct VecFilter<'a> {
+pub struct Filter<'a> {
     pub namespaces: &'a [String],
     pub subject: Option<&'a str>,
     pub kinds: &'a [Kind],
@@ -60,67 +114,109 @@ pub struct VecFilter<'a> {
     pub now: i64,
 }
 
-/// The cache. Rows are kept densely packed: a removal moves the last row into the hole.
-pub struct VecIndex {
-    loaded: bool,
-    threads: usize,
-    seq: i64,
-    codes: Vec<i8>,
-    scales: Vec<f32>,
-    ids: Vec<i64>,
-    rows: Vec<Row>,
-    pos: HashMap<i64, usize>,
-    names: Interner,
+/// A [`Filter`] with its strings resolved against the slot table.
+pub struct Compiled {
+    ns: Option<Vec<u32>>,
+    subject: Option<u32>,
+    thread: Option<u32>,
+    kinds: Vec<Kind>,
+    since: i64,
+    until: i64,
+    now: i64,
 }
 
-struct Scored(f32, usize);
-impl PartialEq for Scored {
-    fn eq(&self, o: &Self) -> bool {
-        self.cmp(o) == Ordering::Equal
-    }
-}
-impl Eq for Scored {}
-impl PartialOrd for Scored {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Scored {
-    // Reversed, so the heap's top is the worst kept candidate.
-    fn cmp(&self, o: &Self) -> Ordering {
-        o.0.total_cmp(&self.0).then(self.1.cmp(&o.1))
-    }
-}
-
-impl Default for VecIndex {
-    fn default() -> VecIndex {
-        VecIndex {
-            loaded: false,
-            threads: num_cpus::get_physical().max(1),
-            seq: 0,
-            codes: Vec::new(),
-            scales: Vec::new(),
-            ids: Vec::new(),
-            rows: Vec::new(),
-            pos: HashMap::new(),
-            names: Interner::default(),
+impl Compiled {
+    /// Resolve `f`'s strings once; a name never seen matches nothing.
+    pub(crate) fn new(f: &Filter<'_>, slots: &Slots) -> Compiled {
+        let names = &slots.names;
+        Compiled {
+            ns: (!f.namespaces.is_empty()).then(|| f.namespaces.iter().filter_map(|s| names.get(s)).collect()),
+            subject: f.subject.map(|s| names.get(s).unwrap_or(NONE - 1)),
+            thread: f.thread.map(|s| names.get(s).unwrap_or(NONE - 1)),
+            kinds: f.kinds.to_vec(),
+            since: f.since.unwrap_or(i64::MIN),
+            until: f.until.unwrap_or(i64::MAX),
+            now: f.now,
         }
     }
+
+    /// Whether a chunk passes.
+    #[inline]
+    pub(crate) fn pass(&self, r: &Row) -> bool {
+        r.expires_at > self.now
+            && r.created_at >= self.since
+            && (r.created_at < self.until || self.until == i64::MAX)
+            && self.ns.as_ref().is_none_or(|v| v.contains(&r.ns))
+            && self.subject.is_none_or(|s| s == r.subject)
+            && (self.kinds.is_empty() || self.kinds.contains(&r.kind))
+            && self.thread.is_none_or(|t| r.kind != Kind::Message || r.owner == t)
+    }
 }
 
-impl VecIndex {
-    /// Number of embedded chunks held.
+/// Columns a sync reads, in this order.
+const COLS: &str = "id, kind, namespace, subject, owner, ord, created_at, expires_at, text, embedding";
+
+/// A chunk row read for the index, analyzed.
+struct Loaded {
+    id: i64,
+    kind: Kind,
+    ns: String,
+    subject: Option<String>,
+    owner: String,
+    ord: i64,
+    created_at: i64,
+    expires_at: i64,
+    text: Analyzed,
+    vector: Option<Quantized>,
+}
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Loaded, String)> {
+    let blob: Option<Vec<u8>> = r.get(9)?;
+    Ok((
+        Loaded {
+            id: r.get(0)?,
+            kind: Kind::parse(&r.get::<_, String>(1)?).unwrap_or(Kind::Note),
+            ns: r.get(2)?,
+            subject: r.get(3)?,
+            owner: r.get(4)?,
+            ord: r.get(5)?,
+            created_at: r.get(6)?,
+            expires_at: r.get::<_, Option<i64>>(7)?.unwrap_or(i64::MAX),
+            text: Analyzed::default(),
+            vector: blob.as_deref().and_then(Quantized::from_blob),
+        },
+        r.get(8)?,
+    ))
+}
+
+/// The whole index.
+#[derive(Default)]
+pub struct Index {
+    loaded: bool,
+    seq: i64,
+    slots: Slots,
+    vectors: Vectors,
+    text: TextIndex,
+}
+
+impl Index {
+    /// Embedded chunks held.
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.vectors.len()
     }
 
-    /// Bytes of vector data held.
-    pub fn bytes(&self) -> usize {
-        self.codes.len() + self.scales.len() * 4 + self.ids.len() * 8 + self.rows.len() * size_of::<Row>()
+    /// Bytes of the vector side (codes, scales) and of the slot table.
+    pub fn vector_bytes(&self) -> usize {
+        self.vectors.bytes() + self.slots.bytes()
+    }
+
+    /// Bytes of the keyword side (postings, lengths, term dictionary).
+    pub fn text_bytes(&self) -> usize {
+        self.text.bytes()
     }
 
     /// Catch up with the database: a full load the first time (or when the change log was
-    /// pruned past this cache), then only the chunks changed since.
+    /// pruned past this cache, or after many removals), then only the chunks changed since.
     pub fn sync(&mut self, conn: &mut Connection) -> Result<()> {
         let tx = conn.transaction()?;
         // Two subqueries: SQLite answers a lone MIN or MAX from the end of the index, but
@@ -135,31 +231,32 @@ impl VecIndex {
             return Ok(());
         }
         let gap = min.is_some_and(|m| m > self.seq + 1);
-        if !self.loaded || gap || max < self.seq {
-            *self = VecIndex::default();
-            let mut stmt = tx.prepare(
-                "SELECT id, kind, namespace, subject, owner, created_at, expires_at, embedding
-                 FROM mem_chunks WHERE embedding IS NOT NULL ORDER BY id",
-            )?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                self.put_row(r)?;
-            }
-        } else {
-            let mut changed: Vec<i64> = tx
+        let mut changed: Vec<i64> = Vec::new();
+        if self.loaded && !gap && max > self.seq {
+            changed = tx
                 .prepare_cached("SELECT DISTINCT chunk_id FROM mem_changes WHERE seq > ?1")?
                 .query_map(params![self.seq], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
+        }
+        let many = changed.len() > RELOAD_CHANGES.max(self.slots.live() / 4)
+            || self.slots.dead + changed.len() > RELOAD_CHANGES.max(self.slots.live());
+        if !self.loaded || gap || max < self.seq || many {
+            *self = Index::default();
+            let mut stmt = tx.prepare(&format!("SELECT {COLS} FROM mem_chunks ORDER BY id"))?;
+            let rows: Vec<(Loaded, String)> = stmt.query_map([], read_row)?.collect::<rusqlite::Result<_>>()?;
+            for l in analyze_all(rows) {
+                self.put(l);
+            }
+        } else {
             changed.sort_unstable();
-            let mut stmt = tx.prepare_cached(
-                "SELECT id, kind, namespace, subject, owner, created_at, expires_at, embedding
-                 FROM mem_chunks WHERE id = ?1",
-            )?;
+            let mut stmt = tx.prepare_cached(&format!("SELECT {COLS} FROM mem_chunks WHERE id = ?1"))?;
             for id in changed {
                 self.remove(id);
                 let mut rows = stmt.query(params![id])?;
                 if let Some(r) = rows.next()? {
-                    self.put_row(r)?;
+                    let (mut l, text) = read_row(r)?;
+                    l.text = analyze(&text);
+                    self.put(l);
                 }
             }
         }
@@ -168,131 +265,102 @@ impl VecIndex {
         Ok(())
     }
 
-    fn put_row(&mut self, r: &rusqlite::Row<'_>) -> Result<()> {
-        let id: i64 = r.get(0)?;
-        let blob: Option<Vec<u8>> = r.get(7)?;
-        let Some(q) = blob.as_deref().and_then(Quantized::from_blob) else {
-            return Ok(());
-        };
-        let kind = Kind::parse(&r.get::<_, String>(1)?).unwrap_or(Kind::Note);
-        let ns = self.names.get_or_add(&r.get::<_, String>(2)?);
-        let subject = match r.get::<_, Option<String>>(3)? {
-            Some(s) => self.names.get_or_add(&s),
-            None => NONE,
-        };
-        let owner = self.names.get_or_add(&r.get::<_, String>(4)?);
+    fn put(&mut self, l: Loaded) {
+        let s = &mut self.slots;
         let row = Row {
-            kind,
-            ns,
-            subject,
-            owner,
-            created_at: r.get(5)?,
-            expires_at: r.get::<_, Option<i64>>(6)?.unwrap_or(i64::MAX),
+            kind: l.kind,
+            ns: s.names.get_or_add(&l.ns),
+            subject: l.subject.as_deref().map_or(NONE, |x| s.names.get_or_add(x)),
+            owner: s.names.get_or_add(&l.owner),
+            ord: l.ord,
+            created_at: l.created_at,
+            expires_at: l.expires_at,
         };
-        self.pos.insert(id, self.ids.len());
-        self.ids.push(id);
-        self.rows.push(row);
-        self.scales.push(q.scale);
-        self.codes.extend_from_slice(&q.q);
-        Ok(())
+        let slot = s.ids.len() as u32;
+        s.pos.insert(l.id, slot);
+        s.ids.push(l.id);
+        s.rows.push(row);
+        if let Some(v) = &l.vector {
+            self.vectors.add(slot, v);
+        }
+        self.text.add_analyzed(slot, l.text);
     }
 
     fn remove(&mut self, id: i64) {
-        let Some(i) = self.pos.remove(&id) else { return };
-        let last = self.ids.len() - 1;
-        if i != last {
-            self.ids.swap(i, last);
-            self.rows.swap(i, last);
-            self.scales.swap(i, last);
-            let (a, b) = self.codes.split_at_mut(last * DIM);
-            a[i * DIM..(i + 1) * DIM].copy_from_slice(&b[..DIM]);
-            self.pos.insert(self.ids[i], i);
-        }
-        self.ids.pop();
-        self.rows.pop();
-        self.scales.pop();
-        self.codes.truncate(last * DIM);
+        let Some(slot) = self.slots.pos.remove(&id) else { return };
+        self.slots.ids[slot as usize] = -1;
+        self.slots.dead += 1;
+        self.vectors.remove(slot);
+        self.text.remove(slot);
     }
 
-    /// The `n` rows most similar to `query` that pass `filter`: (chunk id, cosine), best first.
-    pub fn search(&self, query: &Quantized, n: usize, filter: &VecFilter<'_>) -> Vec<(i64, f32)> {
-        // Resolve filter strings once; a name never seen matches nothing.
-        let ns: Option<Vec<u32>> = (!filter.namespaces.is_empty())
-            .then(|| filter.namespaces.iter().filter_map(|s| self.names.get(s)).collect());
-        let subject = filter.subject.map(|s| self.names.get(s).unwrap_or(NONE - 1));
-        let thread = filter.thread.map(|s| self.names.get(s).unwrap_or(NONE - 1));
-        let pass = |r: &Row| {
-            ns.as_ref().is_none_or(|v| v.contains(&r.ns))
-                && subject.is_none_or(|s| s == r.subject)
-                && (filter.kinds.is_empty() || filter.kinds.contains(&r.kind))
-                && thread.is_none_or(|t| r.kind != Kind::Message || r.owner == t)
-                && filter.since.is_none_or(|t| r.created_at >= t)
-                && filter.until.is_none_or(|t| r.created_at < t)
-                && r.expires_at > filter.now
-        };
-        let unfiltered = ns.is_none()
-            && subject.is_none()
-            && filter.kinds.is_empty()
-            && thread.is_none()
-            && filter.since.is_none()
-            && filter.until.is_none();
-        if n == 0 {
-            return Vec::new();
-        }
-        let Ok(q) = <&[i8; DIM]>::try_from(query.q.as_slice()) else {
-            return Vec::new();
-        };
-        // The best `n` of rows lo..hi: dot products a block at a time (SIMD), then the filter
-        // and a bounded heap.
-        let scan = |lo: usize, hi: usize| -> Vec<Scored> {
-            const BLOCK: usize = 512;
-            let mut heap: BinaryHeap<Scored> = BinaryHeap::with_capacity(n + 1);
-            let mut dot = [0i32; BLOCK];
-            for start in (lo..hi).step_by(BLOCK) {
-                let end = (start + BLOCK).min(hi);
-                dots(q, &self.codes[start * DIM..end * DIM], &mut dot);
-                for (i, &d) in (start..end).zip(&dot) {
-                    let row = &self.rows[i];
-                    if (unfiltered && row.expires_at <= filter.now) || (!unfiltered && !pass(row)) {
-                        continue;
-                    }
-                    let s = d as f32 * self.scales[i];
-                    if heap.len() < n {
-                        heap.push(Scored(s, i));
-                    } else if heap.peek().is_some_and(|w| s > w.0) {
-                        heap.pop();
-                        heap.push(Scored(s, i));
-                    }
-                }
-            }
-            heap.into_vec()
-        };
-        let rows = self.ids.len();
-        let threads = if rows >= PARALLEL_ROWS { self.threads } else { 1 };
-        let mut best: Vec<Scored> = if threads <= 1 {
-            scan(0, rows)
-        } else {
-            let per = rows.div_ceil(threads);
-            std::thread::scope(|sc| {
-                let scan = &scan;
-                let others: Vec<_> = (1..threads)
-                    .map(|t| sc.spawn(move || scan(t * per, ((t + 1) * per).min(rows))))
-                    .collect();
-                let mut all = scan(0, per.min(rows));
-                for h in others {
-                    // A scan thread cannot panic short of a bug; its rows are then skipped.
-                    all.extend(h.join().unwrap_or_default());
-                }
-                all
-            })
-        };
-        best.sort_unstable();
-        best.truncate(n);
-        let mut out: Vec<(i64, f32)> = best
+    /// The `n` embedded chunks most similar to `query` that pass `filter`: (chunk id,
+    /// cosine), best first.
+    pub fn search_vector(&self, query: &Quantized, n: usize, filter: &Filter<'_>) -> Vec<(i64, f32)> {
+        let c = Compiled::new(filter, &self.slots);
+        let mut out: Vec<(i64, f32)> = self
+            .vectors
+            .search(query, n, &c, &self.slots)
             .into_iter()
-            .map(|Scored(s, i)| (self.ids[i], s * query.scale))
+            .map(|(slot, s)| (self.slots.id(slot), s))
             .collect();
         out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         out
     }
+
+    /// The `n` best BM25 matches of the query `terms` that pass `filter`: (chunk id, score,
+    /// coverage), best first, ties in (owner, ord) order.
+    pub fn search_text(&self, terms: &[String], n: usize, filter: &Filter<'_>) -> Vec<(i64, f64, f64)> {
+        let c = Compiled::new(filter, &self.slots);
+        self.text
+            .search(terms, n, &c, &self.slots)
+            .into_iter()
+            .map(|TextHit { slot, score, coverage }| (self.slots.id(slot), score, coverage))
+            .collect()
+    }
 }
+
+/// Tokenize and stem every row, over the physical cores.
+fn analyze_all(rows: Vec<(Loaded, String)>) -> Vec<Loaded> {
+    let threads = num_cpus::get_physical().max(1);
+    if threads == 1 || rows.len() < 2048 {
+        return rows
+            .into_iter()
+            .map(|(mut l, t)| {
+                l.text = analyze(&t);
+                l
+            })
+            .collect();
+    }
+    let per = rows.len().div_ceil(threads);
+    let mut parts: Vec<Vec<(Loaded, String)>> = Vec::new();
+    let mut rows = rows.into_iter();
+    loop {
+        let part: Vec<_> = rows.by_ref().take(per).collect();
+        if part.is_empty() {
+            break;
+        }
+        parts.push(part);
+    }
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                sc.spawn(move || {
+                    part.into_iter()
+                        .map(|(mut l, t)| {
+                            l.text = analyze(&t);
+                            l
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        // An analysis thread cannot panic short of a bug; its rows are then left out.
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    })
+}
+
+#[cfg(test)]
+#[path = "index_tests.rs"]
+mod tests;

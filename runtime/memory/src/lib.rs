@@ -3,13 +3,15 @@
 //! - **Stores**: conversation threads (messages with roles, tool calls and results, token
 //!   counts), facts (`subject.key = value` per namespace with provenance; a newer value
 //!   supersedes the older one, which stays as history) and notes (free text, chunked).
-//! - **Recall**: BM25 over FTS5 and exact cosine over int8 all-MiniLM-L6-v2 embeddings held
-//!   in memory, fused by reciprocal rank, filtered by namespace, subject, kind and time.
+//! - **Recall**: BM25 over an in-memory inverted index (MaxScore pruning) and exact cosine
+//!   over int8 all-MiniLM-L6-v2 embeddings held in memory, fused by reciprocal rank,
+//!   filtered by namespace, subject, kind and time.
 //! - **Threads**: all SQLite work runs on the writer thread (group commit) or on blocking
 //!   threads; inference runs on the embedding thread. Nothing blocks a tokio worker.
 
 pub mod agent;
 pub mod bench;
+mod bm25;
 pub mod capture;
 pub mod chunk;
 mod db;
@@ -22,9 +24,11 @@ pub mod quant;
 pub mod recall;
 pub mod retention;
 mod store;
+pub mod text;
 pub mod threads;
 pub mod tools;
 pub mod types;
+mod vector;
 mod writer;
 
 pub use agent::{AgentMemory, AgentMemoryConfig, Injected, RecallConfig};

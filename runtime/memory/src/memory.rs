@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::db::{self, Durability};
 use crate::embed::{Embedder, model};
 use crate::error::{Error, Result};
-use crate::index::VecIndex;
+use crate::index::Index;
 use crate::quant::{Quantized, quantize};
 use crate::retention::{self, Policy};
 use crate::store::{self, ChunkIn, PutFact};
@@ -47,8 +47,9 @@ pub(crate) struct Inner {
     pub(crate) writer: Writer,
     pub(crate) embedder: Option<Embedder>,
     pub(crate) mode: EmbedMode,
-    /// Written only to catch up with the database; searches share it.
-    index: RwLock<VecIndex>,
+    /// Vectors and keyword postings; written only to catch up with the database, searches
+    /// share it.
+    index: RwLock<Index>,
     readers: Mutex<Vec<Connection>>,
     warned: AtomicBool,
 }
@@ -88,8 +89,10 @@ pub struct Stats {
     pub embedded_chunks: i64,
     /// Database file plus its WAL, in bytes.
     pub db_bytes: u64,
-    /// Vector index held in this process, in bytes.
+    /// Vector index held in this process (codes and the slot table), in bytes.
     pub index_bytes: usize,
+    /// Keyword index held in this process (postings, lengths, terms), in bytes.
+    pub keyword_index_bytes: usize,
 }
 
 fn ns_or_default(ns: String) -> String {
@@ -116,7 +119,7 @@ impl Memory {
                 writer,
                 embedder,
                 mode: opts.embed,
-                index: RwLock::new(VecIndex::default()),
+                index: RwLock::new(Index::default()),
                 readers: Mutex::new(Vec::new()),
                 warned: AtomicBool::new(false),
             }),
@@ -343,16 +346,15 @@ impl Memory {
             return Ok(Vec::new());
         }
         self.read(move |conn, inner| {
-            if qv.is_some() {
-                inner.index.write().unwrap_or_else(|p| p.into_inner()).sync(conn)?;
-            }
+            inner.index.write().unwrap_or_else(|p| p.into_inner()).sync(conn)?;
             let index = inner.index.read().unwrap_or_else(|p| p.into_inner());
             recall::recall(conn, &index, &q, qv.as_ref(), now_us())
         })
         .await
     }
 
-    /// Load (or catch up) the in-memory vector index now rather than at the first recall.
+    /// Load (or catch up) the in-memory index (vectors and keywords) now rather than at the
+    /// first recall. Returns the number of embedded chunks.
     pub async fn warm(&self) -> Result<usize> {
         self.read(|conn, inner| {
             let mut index = inner.index.write().unwrap_or_else(|p| p.into_inner());
@@ -452,7 +454,8 @@ impl Memory {
                 chunks: count("SELECT COUNT(*) FROM mem_chunks")?,
                 embedded_chunks: count("SELECT COUNT(*) FROM mem_chunks WHERE embedding IS NOT NULL")?,
                 db_bytes: size(path.clone()) + size(PathBuf::from(format!("{}-wal", path.display()))),
-                index_bytes: inner.index.read().unwrap_or_else(|p| p.into_inner()).bytes(),
+                index_bytes: inner.index.read().unwrap_or_else(|p| p.into_inner()).vector_bytes(),
+                keyword_index_bytes: inner.index.read().unwrap_or_else(|p| p.into_inner()).text_bytes(),
             })
         })
         .await
