@@ -195,6 +195,10 @@ pub struct BenchReport {
     pub db_size: Vec<(usize, u64, f64)>,
     /// (memories, vector index bytes in memory).
     pub index_bytes: Vec<(usize, usize)>,
+    /// (memories, keyword index bytes in memory).
+    pub keyword_index_bytes: Vec<(usize, usize)>,
+    /// (memories, milliseconds to load both indexes from the database, as at the first recall).
+    pub index_build_ms: Vec<(usize, f64)>,
     pub recall: RecallReport,
     pub peak_rss_mb: f64,
     /// 1-minute load average of the machine at the start and the end (a shared machine).
@@ -415,6 +419,8 @@ pub async fn run(o: &BenchOptions, say: &(dyn Fn(&str) + Sync)) -> Result<BenchR
     let mut latency = Vec::new();
     let mut db_size = Vec::new();
     let mut index_bytes = Vec::new();
+    let mut keyword_index_bytes = Vec::new();
+    let mut index_build_ms = Vec::new();
     for &n in &o.sizes {
         say(&format!("recall latency at {n} memories: loading…"));
         let path = o.dir.join(format!("recall-{n}.db"));
@@ -426,7 +432,9 @@ pub async fn run(o: &BenchOptions, say: &(dyn Fn(&str) + Sync)) -> Result<BenchR
             notes: n,
             per_second: n as f64 / t.elapsed().as_secs_f64(),
         });
+        let t = Instant::now();
         mem.warm().await?;
+        index_build_ms.push((n, t.elapsed().as_secs_f64() * 1e3));
         let bytes = {
             let p = path.clone();
             tokio::task::spawn_blocking(move || db_bytes(&p))
@@ -434,7 +442,9 @@ pub async fn run(o: &BenchOptions, say: &(dyn Fn(&str) + Sync)) -> Result<BenchR
                 .map_err(|e| Error::Write(e.to_string()))??
         };
         db_size.push((n, bytes, bytes as f64 / n as f64));
-        index_bytes.push((n, mem.stats().await?.index_bytes));
+        let stats = mem.stats().await?;
+        index_bytes.push((n, stats.index_bytes));
+        keyword_index_bytes.push((n, stats.keyword_index_bytes));
         for mode in [Mode::Fts, Mode::Vector, Mode::Hybrid] {
             let mut times = Vec::with_capacity(o.queries);
             for i in 0..o.queries {
@@ -480,6 +490,8 @@ pub async fn run(o: &BenchOptions, say: &(dyn Fn(&str) + Sync)) -> Result<BenchR
         latency,
         db_size,
         index_bytes,
+        keyword_index_bytes,
+        index_build_ms,
         recall,
         peak_rss_mb: peak_rss_mb(),
         load_avg: (load_start, load_avg()),
@@ -525,6 +537,15 @@ pub fn table(r: &BenchReport) -> String {
             "vector index in memory: {n} memories = {:.1} MiB\n",
             *b as f64 / 1048576.0
         );
+    }
+    for (n, b) in &r.keyword_index_bytes {
+        s += &format!(
+            "keyword index in memory: {n} memories = {:.1} MiB\n",
+            *b as f64 / 1048576.0
+        );
+    }
+    for (n, ms) in &r.index_build_ms {
+        s += &format!("index load (vectors and keywords, from the database): {n} memories in {ms:.0} ms\n");
     }
     s += "\n";
     s += &recall_table(&r.recall);
