@@ -9,7 +9,7 @@
 //! as the bound says the chunk cannot enter. A common word of a query (27k of 100k chunks)
 //! then costs a few probes instead of 27k scorings.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::index::{Compiled, Slots};
 use crate::text::Analyzed;
@@ -42,7 +42,7 @@ pub struct TextHit {
 /// Postings by term, lengths by slot.
 #[derive(Default)]
 pub struct TextIndex {
-    dict: HashMap<String, u32>,
+    dict: FxHashMap<String, u32>,
     terms: Vec<Postings>,
     /// Length in words of the chunk in each slot (0 for empty slots).
     lens: Vec<u32>,
@@ -141,6 +141,14 @@ impl TextIndex {
         self.fwd[s] = ids.into_boxed_slice();
         self.docs += 1;
         self.total_len += a.len as u64;
+    }
+
+    /// Give back the room postings grew into (after a full load).
+    pub(crate) fn shrink(&mut self) {
+        for p in &mut self.terms {
+            p.slots.shrink_to_fit();
+            p.tfs.shrink_to_fit();
+        }
     }
 
     /// Take the chunk in `slot` out of the index.
@@ -258,7 +266,7 @@ impl TextIndex {
     #[cfg(test)]
     pub fn search_exhaustive(&self, terms: &[String], n: usize, filter: &Compiled, slots: &Slots) -> Vec<TextHit> {
         let (q, avg) = self.prepare(terms);
-        let mut acc: HashMap<u32, (Vec<f64>, usize)> = HashMap::new();
+        let mut acc: FxHashMap<u32, (Vec<f64>, usize)> = FxHashMap::default();
         for t in &q {
             for (&slot, &tf) in t.p.slots.iter().zip(&t.p.tfs) {
                 let e = acc.entry(slot).or_insert_with(|| (vec![0.0; terms.len()], 0));

@@ -7,14 +7,13 @@
 //! chunk leaves a dead slot, and the index is rebuilt from `mem_chunks` once dead slots
 //! outnumber live ones (or a sync would apply very many changes).
 
-use std::collections::HashMap;
-
 use rusqlite::{Connection, params};
+use rustc_hash::FxHashMap;
 
 use crate::bm25::{TextHit, TextIndex};
 use crate::error::Result;
 use crate::quant::Quantized;
-use crate::text::{Analyzed, analyze};
+use crate::text::{Analyzed, Analyzer, analyze};
 use crate::types::Kind;
 use crate::vector::Vectors;
 
@@ -38,7 +37,7 @@ pub(crate) struct Row {
 /// Strings seen in namespaces, subjects and owners, as small integers.
 #[derive(Default)]
 struct Interner {
-    ids: HashMap<String, u32>,
+    ids: FxHashMap<String, u32>,
     names: Vec<String>,
 }
 
@@ -63,7 +62,7 @@ pub struct Slots {
     /// Chunk id per slot; -1 for a dead slot.
     ids: Vec<i64>,
     rows: Vec<Row>,
-    pos: HashMap<i64, u32>,
+    pos: FxHashMap<i64, u32>,
     names: Interner,
     dead: usize,
 }
@@ -247,6 +246,7 @@ impl Index {
             for l in analyze_all(rows) {
                 self.put(l);
             }
+            self.text.shrink();
         } else {
             changed.sort_unstable();
             let mut stmt = tx.prepare_cached(&format!("SELECT {COLS} FROM mem_chunks WHERE id = ?1"))?;
@@ -323,14 +323,17 @@ impl Index {
 /// Tokenize and stem every row, over the physical cores.
 fn analyze_all(rows: Vec<(Loaded, String)>) -> Vec<Loaded> {
     let threads = num_cpus::get_physical().max(1);
-    if threads == 1 || rows.len() < 2048 {
-        return rows
-            .into_iter()
+    let analyze_part = |part: Vec<(Loaded, String)>| -> Vec<Loaded> {
+        let mut an = Analyzer::default();
+        part.into_iter()
             .map(|(mut l, t)| {
-                l.text = analyze(&t);
+                l.text = an.analyze(&t);
                 l
             })
-            .collect();
+            .collect()
+    };
+    if threads == 1 || rows.len() < 2048 {
+        return analyze_part(rows);
     }
     let per = rows.len().div_ceil(threads);
     let mut parts: Vec<Vec<(Loaded, String)>> = Vec::new();
@@ -345,16 +348,7 @@ fn analyze_all(rows: Vec<(Loaded, String)>) -> Vec<Loaded> {
     std::thread::scope(|sc| {
         let handles: Vec<_> = parts
             .into_iter()
-            .map(|part| {
-                sc.spawn(move || {
-                    part.into_iter()
-                        .map(|(mut l, t)| {
-                            l.text = analyze(&t);
-                            l
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|part| sc.spawn(move || analyze_part(part)))
             .collect();
         // An analysis thread cannot panic short of a bug; its rows are then left out.
         handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()

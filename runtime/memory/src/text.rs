@@ -6,9 +6,8 @@
 //! algorithm FTS5 uses; the two agree on common English suffixes (`-s`, `-ing`, `-ed`,
 //! `-ation`, …) and differ on a few rare ones.
 
-use std::collections::HashMap;
-
 use rust_stemmers::{Algorithm, Stemmer};
+use rustc_hash::FxHashMap;
 use unicode_normalization::char::{decompose_canonical, is_combining_mark};
 
 /// Words too common to help BM25 (they would also make every query match most chunks).
@@ -87,25 +86,80 @@ pub struct Analyzed {
 
 /// Cut, normalize and stem a chunk's text.
 pub fn analyze(text: &str) -> Analyzed {
-    let st = stemmer();
-    let mut len = 0u32;
-    let mut tf: HashMap<String, u32> = HashMap::new();
-    words(text, |w| {
-        len = len.saturating_add(1);
-        if is_stopword(w) {
-            return;
+    Analyzer::default().analyze(text)
+}
+
+/// [`analyze`] for many chunks: remembers the stem of each word it has seen.
+pub struct Analyzer {
+    stemmer: Stemmer,
+    /// Word → index in `stems`, or [`STOP`].
+    seen: FxHashMap<String, u32>,
+    stems: Vec<String>,
+    ids: Vec<u32>,
+}
+
+const STOP: u32 = u32::MAX;
+/// Words remembered before the cache starts over (a corpus of rare tokens would grow it
+/// without end).
+const CACHE_WORDS: usize = 1 << 18;
+
+impl Default for Analyzer {
+    fn default() -> Analyzer {
+        Analyzer {
+            stemmer: stemmer(),
+            seen: FxHashMap::default(),
+            stems: Vec::new(),
+            ids: Vec::new(),
         }
-        let t = st.stem(w);
-        match tf.get_mut(t.as_ref()) {
-            Some(n) => *n = n.saturating_add(1),
-            None => {
-                tf.insert(t.into_owned(), 1);
+    }
+}
+
+impl Analyzer {
+    /// Cut, normalize and stem a chunk's text.
+    pub fn analyze(&mut self, text: &str) -> Analyzed {
+        if self.seen.len() > CACHE_WORDS {
+            self.seen.clear();
+            self.stems.clear();
+        }
+        let mut len = 0u32;
+        self.ids.clear();
+        let Analyzer {
+            stemmer,
+            seen,
+            stems,
+            ids,
+        } = self;
+        words(text, |w| {
+            len = len.saturating_add(1);
+            let id = match seen.get(w) {
+                Some(&id) => id,
+                None => {
+                    let id = if is_stopword(w) {
+                        STOP
+                    } else {
+                        stems.push(stemmer.stem(w).into_owned());
+                        (stems.len() - 1) as u32
+                    };
+                    seen.insert(w.to_string(), id);
+                    id
+                }
+            };
+            if id != STOP {
+                ids.push(id);
+            }
+        });
+        // Equal stems of different words (`runs`, `running`) count as one term.
+        let mut terms: Vec<(String, u32)> = Vec::new();
+        let mut ss: Vec<&str> = ids.iter().map(|&i| stems[i as usize].as_str()).collect();
+        ss.sort_unstable();
+        for t in ss {
+            match terms.last_mut() {
+                Some((last, n)) if last == t => *n = n.saturating_add(1),
+                _ => terms.push((t.to_string(), 1)),
             }
         }
-    });
-    let mut terms: Vec<(String, u32)> = tf.into_iter().collect();
-    terms.sort_unstable();
-    Analyzed { len, terms }
+        Analyzed { len, terms }
+    }
 }
 
 #[cfg(test)]
@@ -170,5 +224,15 @@ mod tests {
             ]
         );
         assert_eq!(analyze("to be or not").terms, [("not".to_string(), 1)]);
+        // A reused analyzer (its word cache warm) gives the same answers.
+        let mut an = Analyzer::default();
+        for t in [
+            "The runner runs; the dogs ran to the dog park.",
+            "Zürich runs",
+            "the dogs",
+        ] {
+            assert_eq!(an.analyze(t), analyze(t));
+            assert_eq!(an.analyze(t), analyze(t));
+        }
     }
 }
