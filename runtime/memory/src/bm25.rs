@@ -194,9 +194,20 @@ impl TextIndex {
     /// The `n` best chunks for the query `terms` (from [`crate::text::query_terms`]) that pass
     /// `filter`, best first; ties go to the lower (owner, ord).
     pub fn search(&self, terms: &[String], n: usize, filter: &Compiled, slots: &Slots) -> Vec<TextHit> {
+        self.search_counted(terms, n, filter, slots).0
+    }
+
+    /// [`TextIndex::search`], and how many chunks it scored in full.
+    pub(crate) fn search_counted(
+        &self,
+        terms: &[String],
+        n: usize,
+        filter: &Compiled,
+        slots: &Slots,
+    ) -> (Vec<TextHit>, usize) {
         let (mut q, avg) = self.prepare(terms);
         if n == 0 || q.is_empty() {
-            return Vec::new();
+            return (Vec::new(), 0);
         }
         // Ascending bounds; `cum[i]` = sum of the bounds of q[..=i].
         q.sort_by(|a, b| a.bound.total_cmp(&b.bound).then(a.at.cmp(&b.at)));
@@ -208,6 +219,7 @@ impl TextIndex {
             })
             .collect();
         let mut top = Top::new(n, slots);
+        let mut scored = 0usize;
         let mut parts = vec![0f64; terms.len()];
         // q[..ne] are non-essential: together they cannot beat the n-th best score.
         let mut ne = 0;
@@ -257,9 +269,10 @@ impl TextIndex {
                 continue;
             }
             let score: f64 = parts.iter().sum();
+            scored += 1;
             top.offer(slot, score, matched as f64 / terms.len() as f64);
         }
-        top.into_sorted()
+        (top.into_sorted(), scored)
     }
 
     /// Every matching chunk scored, then sorted: the reference the pruned search must equal.
@@ -296,7 +309,7 @@ impl<'a> Top<'a> {
         Top {
             n,
             slots,
-            hits: Vec::with_capacity(n + 1),
+            hits: Vec::with_capacity(n.min(1024) + 1),
         }
     }
 

@@ -254,6 +254,7 @@ fn pruned_search_returns_exactly_the_exhaustive_top_n() {
     }
     let ns = ["b".to_string()];
     let mut compared = 0;
+    let (mut scored_pruned, mut scored_all) = (0, 0);
     for round in 0..300 {
         let nq = 1 + rng.below(6);
         let q: Vec<String> = (0..nq).map(|_| vocab[rng.zipf(vocab.len())].clone()).collect();
@@ -268,15 +269,24 @@ fn pruned_search_returns_exactly_the_exhaustive_top_n() {
                 all()
             };
             let c = Compiled::new(&f, &index.slots);
-            let pruned = index.text.search(&terms, n, &c, &index.slots);
+            let (pruned, scored) = index.text.search_counted(&terms, n, &c, &index.slots);
             let full = index.text.search_exhaustive(&terms, n, &c, &index.slots);
             assert_eq!(pruned, full, "query {terms:?}, n {n}");
             compared += pruned.len();
+            if n == 5 {
+                scored_pruned += scored;
+                scored_all += index.text.search_exhaustive(&terms, usize::MAX, &c, &index.slots).len();
+            }
         }
     }
     assert!(
         compared > 10_000,
         "the queries matched too little to test anything: {compared}"
+    );
+    // The pruning does prune: the top 5 of chunks matching common words scores a small share.
+    assert!(
+        scored_pruned * 4 < scored_all,
+        "scored {scored_pruned} chunks in full of {scored_all} matching"
     );
 }
 
