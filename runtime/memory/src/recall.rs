@@ -1,5 +1,6 @@
-//! Hybrid recall: BM25 over FTS5 and exact cosine over the int8 vector index, fused by
-//! reciprocal rank, filtered by namespace, subject, kind, thread and time.
+//! Hybrid recall: BM25 over the in-memory keyword index and exact cosine over the int8
+//! vectors, fused by reciprocal rank, filtered by namespace, subject, kind, thread and time.
+//! Both lists come from [`Index`]; SQLite only supplies the texts of the fused hits.
 
 use std::collections::HashMap;
 
