@@ -12,7 +12,6 @@
 use rustc_hash::FxHashMap;
 
 use crate::index::{Compiled, Slots};
-use crate::text::Analyzed;
 
 /// BM25 parameters, FTS5's.
 const K1: f64 = 1.2;
@@ -107,40 +106,43 @@ impl TextIndex {
         dict + post + fwd + self.lens.capacity() * 4
     }
 
-    /// Index the chunk in `slot` (analyzed by [`crate::text::analyze`]); `slot` must be above
-    /// every slot held (slots only grow until a full reload).
-    pub(crate) fn add_analyzed(&mut self, slot: u32, a: Analyzed) {
+    /// The number of `term`, added if new.
+    pub(crate) fn term_id(&mut self, term: &str) -> u32 {
+        if let Some(&id) = self.dict.get(term) {
+            return id;
+        }
+        let id = self.terms.len() as u32;
+        self.dict.insert(term.to_string(), id);
+        self.terms.push(Postings {
+            min_len: u32::MAX,
+            ..Default::default()
+        });
+        id
+    }
+
+    /// Index the chunk in `slot`: its length in words and its distinct terms (numbers from
+    /// [`TextIndex::term_id`]) with their counts. `slot` must be above every slot held
+    /// (slots only grow until a full reload).
+    pub(crate) fn add(&mut self, slot: u32, len: u32, terms: impl ExactSizeIterator<Item = (u32, u32)>) {
         let s = slot as usize;
         if self.lens.len() <= s {
             self.lens.resize(s + 1, 0);
             self.fwd.resize_with(s + 1, Default::default);
         }
-        let mut ids = Vec::with_capacity(a.terms.len());
-        for (term, tf) in a.terms {
-            let id = match self.dict.get(&term) {
-                Some(&id) => id,
-                None => {
-                    let id = self.terms.len() as u32;
-                    self.dict.insert(term, id);
-                    self.terms.push(Postings {
-                        min_len: u32::MAX,
-                        ..Default::default()
-                    });
-                    id
-                }
-            };
+        let mut ids = Vec::with_capacity(terms.len());
+        for (id, tf) in terms {
             let p = &mut self.terms[id as usize];
             let tf = tf.min(u16::MAX as u32) as u16;
             p.slots.push(slot);
             p.tfs.push(tf);
             p.max_tf = p.max_tf.max(tf);
-            p.min_len = p.min_len.min(a.len);
+            p.min_len = p.min_len.min(len);
             ids.push(id);
         }
-        self.lens[s] = a.len;
+        self.lens[s] = len;
         self.fwd[s] = ids.into_boxed_slice();
         self.docs += 1;
-        self.total_len += a.len as u64;
+        self.total_len += len as u64;
     }
 
     /// Give back the room postings grew into (after a full load).

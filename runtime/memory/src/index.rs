@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 use crate::bm25::{TextHit, TextIndex};
 use crate::error::Result;
 use crate::quant::Quantized;
-use crate::text::{Analyzed, Analyzer, analyze};
+use crate::text::Analyzer;
 use crate::types::Kind;
 use crate::vector::Vectors;
 
@@ -155,7 +155,7 @@ impl Compiled {
 /// Columns a sync reads, in this order.
 const COLS: &str = "id, kind, namespace, subject, owner, ord, created_at, expires_at, text, embedding";
 
-/// A chunk row read for the index, analyzed.
+/// A chunk row read for the index.
 struct Loaded {
     id: i64,
     kind: Kind,
@@ -165,27 +165,30 @@ struct Loaded {
     ord: i64,
     created_at: i64,
     expires_at: i64,
-    text: Analyzed,
+    text: String,
+    /// Length in words and (stem number, count) per distinct stem, once analyzed; the
+    /// numbers are an [`Analyzer`]'s until [`Index::put_rows`] turns them into term numbers.
+    len: u32,
+    terms: Vec<(u32, u32)>,
     vector: Option<Quantized>,
 }
 
-fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Loaded, String)> {
-    let blob: Option<Vec<u8>> = r.get(9)?;
-    Ok((
-        Loaded {
-            id: r.get(0)?,
-            kind: Kind::parse(&r.get::<_, String>(1)?).unwrap_or(Kind::Note),
-            ns: r.get(2)?,
-            subject: r.get(3)?,
-            owner: r.get(4)?,
-            ord: r.get(5)?,
-            created_at: r.get(6)?,
-            expires_at: r.get::<_, Option<i64>>(7)?.unwrap_or(i64::MAX),
-            text: Analyzed::default(),
-            vector: blob.as_deref().and_then(Quantized::from_blob),
-        },
-        r.get(8)?,
-    ))
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Loaded> {
+    let vector = r.get_ref(9)?.as_blob_or_null()?.and_then(Quantized::from_blob);
+    Ok(Loaded {
+        id: r.get(0)?,
+        kind: Kind::parse(r.get_ref(1)?.as_str()?).unwrap_or(Kind::Note),
+        ns: r.get(2)?,
+        subject: r.get(3)?,
+        owner: r.get(4)?,
+        ord: r.get(5)?,
+        created_at: r.get(6)?,
+        expires_at: r.get::<_, Option<i64>>(7)?.unwrap_or(i64::MAX),
+        text: r.get(8)?,
+        len: 0,
+        terms: Vec::new(),
+        vector,
+    })
 }
 
 /// The whole index.
@@ -242,29 +245,46 @@ impl Index {
         if !self.loaded || gap || max < self.seq || many {
             *self = Index::default();
             let mut stmt = tx.prepare(&format!("SELECT {COLS} FROM mem_chunks ORDER BY id"))?;
-            let rows: Vec<(Loaded, String)> = stmt.query_map([], read_row)?.collect::<rusqlite::Result<_>>()?;
-            for l in analyze_all(rows) {
-                self.put(l);
-            }
+            let rows: Vec<Loaded> = stmt.query_map([], read_row)?.collect::<rusqlite::Result<_>>()?;
+            self.put_rows(rows);
             self.text.shrink();
         } else {
             changed.sort_unstable();
             let mut stmt = tx.prepare_cached(&format!("SELECT {COLS} FROM mem_chunks WHERE id = ?1"))?;
+            let mut rows = Vec::new();
             for id in changed {
                 self.remove(id);
-                let mut rows = stmt.query(params![id])?;
-                if let Some(r) = rows.next()? {
-                    let (mut l, text) = read_row(r)?;
-                    l.text = analyze(&text);
-                    self.put(l);
+                let mut found = stmt.query(params![id])?;
+                if let Some(r) = found.next()? {
+                    rows.push(read_row(r)?);
                 }
             }
+            self.put_rows(rows);
         }
         self.seq = max;
         self.loaded = true;
         Ok(())
     }
 
+    /// Analyze `rows` (over the physical cores when many) and index them in order.
+    fn put_rows(&mut self, rows: Vec<Loaded>) {
+        for (part, an) in analyze_all(rows) {
+            // Each distinct stem of the part is looked up in the term dictionary once.
+            let mut term = vec![NONE; an.stems()];
+            for mut l in part {
+                for t in &mut l.terms {
+                    let m = &mut term[t.0 as usize];
+                    if *m == NONE {
+                        *m = self.text.term_id(an.stem(t.0));
+                    }
+                    t.0 = *m;
+                }
+                self.put(l);
+            }
+        }
+    }
+
+    /// Index one analyzed row whose stems are term numbers already.
     fn put(&mut self, l: Loaded) {
         let s = &mut self.slots;
         let row = Row {
@@ -283,7 +303,7 @@ impl Index {
         if let Some(v) = &l.vector {
             self.vectors.add(slot, v);
         }
-        self.text.add_analyzed(slot, l.text);
+        self.text.add(slot, l.len, l.terms.into_iter());
     }
 
     fn remove(&mut self, id: i64) {
@@ -320,23 +340,22 @@ impl Index {
     }
 }
 
-/// Tokenize and stem every row, over the physical cores.
-fn analyze_all(rows: Vec<(Loaded, String)>) -> Vec<Loaded> {
-    let threads = num_cpus::get_physical().max(1);
-    let analyze_part = |part: Vec<(Loaded, String)>| -> Vec<Loaded> {
+/// Tokenize and stem every row, over the physical cores: parts in row order, each with the
+/// analyzer that numbered its stems.
+fn analyze_all(rows: Vec<Loaded>) -> Vec<(Vec<Loaded>, Analyzer)> {
+    let analyze_part = |mut part: Vec<Loaded>| -> (Vec<Loaded>, Analyzer) {
         let mut an = Analyzer::default();
-        part.into_iter()
-            .map(|(mut l, t)| {
-                l.text = an.analyze(&t);
-                l
-            })
-            .collect()
+        for l in &mut part {
+            (l.len, l.terms) = an.analyze(&std::mem::take(&mut l.text));
+        }
+        (part, an)
     };
+    let threads = num_cpus::get_physical().max(1);
     if threads == 1 || rows.len() < 2048 {
-        return analyze_part(rows);
+        return vec![analyze_part(rows)];
     }
     let per = rows.len().div_ceil(threads);
-    let mut parts: Vec<Vec<(Loaded, String)>> = Vec::new();
+    let mut parts: Vec<Vec<Loaded>> = Vec::new();
     let mut rows = rows.into_iter();
     loop {
         let part: Vec<_> = rows.by_ref().take(per).collect();
@@ -351,7 +370,7 @@ fn analyze_all(rows: Vec<(Loaded, String)>) -> Vec<Loaded> {
             .map(|part| sc.spawn(move || analyze_part(part)))
             .collect();
         // An analysis thread cannot panic short of a bug; its rows are then left out.
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
     })
 }
 

@@ -17,7 +17,9 @@ fn chunk(id: i64, owner: &str, text: &str) -> Loaded {
         ord: 0,
         created_at: id,
         expires_at: i64::MAX,
-        text: analyze(text),
+        text: text.into(),
+        len: 0,
+        terms: Vec::new(),
         vector: None,
     }
 }
@@ -98,10 +100,10 @@ fn bm25_orders_a_hand_checked_example() {
     // "apple" is in 2 chunks: idf = ln((4 − 2 + 0.5)/(2 + 0.5)) = 0, floored to 1e-6 as FTS5 does.
     // "kiwi" is in 1 chunk: idf = ln(3.5/1.5) = 0.8473.
     let mut index = Index::default();
-    index.put(chunk(1, "a", "apple kiwi kiwi"));
-    index.put(chunk(2, "b", "apple pear"));
-    index.put(chunk(3, "c", "pear plum fig"));
-    index.put(chunk(4, "d", "plum fig grape"));
+    index.put_rows(vec![chunk(1, "a", "apple kiwi kiwi")]);
+    index.put_rows(vec![chunk(2, "b", "apple pear")]);
+    index.put_rows(vec![chunk(3, "c", "pear plum fig")]);
+    index.put_rows(vec![chunk(4, "d", "plum fig grape")]);
     let hits = index.search_text(&query_terms("kiwi apple"), 10, &all());
     let ids: Vec<i64> = hits.iter().map(|h| h.0).collect();
     // Chunk 1: kiwi twice (0.8473·2·2.2/(2 + 1.2·(0.25 + 0.75·3/2.75)) = 1.1360) + apple;
@@ -116,9 +118,9 @@ fn bm25_orders_a_hand_checked_example() {
     assert_eq!(hits[1].2, 0.5);
     // Equal scores: (owner, ord) decides, not the chunk id.
     let mut index = Index::default();
-    index.put(chunk(1, "z", "same words"));
-    index.put(chunk(2, "m", "same words"));
-    index.put(chunk(3, "a", "other text"));
+    index.put_rows(vec![chunk(1, "z", "same words")]);
+    index.put_rows(vec![chunk(2, "m", "same words")]);
+    index.put_rows(vec![chunk(3, "a", "other text")]);
     let ids: Vec<i64> = index
         .search_text(&query_terms("words"), 10, &all())
         .iter()
@@ -140,14 +142,16 @@ fn keyword_and_vector_sides_filter_alike() {
         ord: 0,
         created_at: created,
         expires_at: expires,
-        text: analyze("shared keyword"),
+        text: "shared keyword".into(),
+        len: 0,
+        terms: Vec::new(),
         vector: Some(v.clone()),
     };
-    index.put(mk(1, Kind::Note, "work", Some("ana"), "n1", 100, i64::MAX));
-    index.put(mk(2, Kind::Fact, "work", Some("bob"), "f1", 200, i64::MAX));
-    index.put(mk(3, Kind::Message, "home", None, "t1", 300, i64::MAX));
-    index.put(mk(4, Kind::Message, "home", None, "t2", 400, i64::MAX));
-    index.put(mk(5, Kind::Note, "home", None, "n2", 500, 1000));
+    index.put_rows(vec![mk(1, Kind::Note, "work", Some("ana"), "n1", 100, i64::MAX)]);
+    index.put_rows(vec![mk(2, Kind::Fact, "work", Some("bob"), "f1", 200, i64::MAX)]);
+    index.put_rows(vec![mk(3, Kind::Message, "home", None, "t1", 300, i64::MAX)]);
+    index.put_rows(vec![mk(4, Kind::Message, "home", None, "t2", 400, i64::MAX)]);
+    index.put_rows(vec![mk(5, Kind::Note, "home", None, "n2", 500, 1000)]);
     let terms = query_terms("keyword");
     let check = |f: Filter<'_>, want: &[i64]| {
         let mut a: Vec<i64> = index.search_text(&terms, 50, &f).iter().map(|h| h.0).collect();
@@ -244,9 +248,9 @@ fn pruned_search_returns_exactly_the_exhaustive_top_n() {
         l.ns = ["a", "b", "c"][rng.below(3)].into();
         // Some duplicates, so equal scores need the tie order.
         if id % 97 == 0 {
-            l.text = analyze("w1x w2x w3x");
+            l.text = "w1x w2x w3x".into();
         }
-        index.put(l);
+        index.put_rows(vec![l]);
     }
     // Some removed, so postings have holes and bounds are stale.
     for id in (1..=4000i64).step_by(7) {

@@ -86,49 +86,41 @@ pub struct Analyzed {
 
 /// Cut, normalize and stem a chunk's text.
 pub fn analyze(text: &str) -> Analyzed {
-    Analyzer::default().analyze(text)
+    let mut an = Analyzer::default();
+    let (len, ids) = an.analyze(text);
+    let mut terms: Vec<(String, u32)> = ids.into_iter().map(|(i, n)| (an.stem(i).to_string(), n)).collect();
+    terms.sort_unstable();
+    Analyzed { len, terms }
 }
 
-/// [`analyze`] for many chunks: remembers the stem of each word it has seen.
+/// [`analyze`] for many chunks: remembers each word's stem, and names stems by small
+/// numbers (equal stems, equal numbers) so an index resolves each distinct stem once.
+#[derive(Default)]
 pub struct Analyzer {
-    stemmer: Stemmer,
-    /// Word → index in `stems`, or [`STOP`].
+    stemmer: Option<Stemmer>,
+    /// Word → stem number, or [`STOP`].
     seen: FxHashMap<String, u32>,
+    /// Stem → stem number.
+    numbers: FxHashMap<String, u32>,
     stems: Vec<String>,
-    ids: Vec<u32>,
 }
 
+/// The stem number of a stopword.
 const STOP: u32 = u32::MAX;
-/// Words remembered before the cache starts over (a corpus of rare tokens would grow it
-/// without end).
-const CACHE_WORDS: usize = 1 << 18;
-
-impl Default for Analyzer {
-    fn default() -> Analyzer {
-        Analyzer {
-            stemmer: stemmer(),
-            seen: FxHashMap::default(),
-            stems: Vec::new(),
-            ids: Vec::new(),
-        }
-    }
-}
 
 impl Analyzer {
-    /// Cut, normalize and stem a chunk's text.
-    pub fn analyze(&mut self, text: &str) -> Analyzed {
-        if self.seen.len() > CACHE_WORDS {
-            self.seen.clear();
-            self.stems.clear();
-        }
+    /// A chunk's length in words and its distinct stems (by number) with their counts,
+    /// in stem number order.
+    pub fn analyze(&mut self, text: &str) -> (u32, Vec<(u32, u32)>) {
         let mut len = 0u32;
-        self.ids.clear();
+        let mut ids: Vec<u32> = Vec::new();
         let Analyzer {
             stemmer,
             seen,
+            numbers,
             stems,
-            ids,
         } = self;
+        let stemmer = stemmer.get_or_insert_with(self::stemmer);
         words(text, |w| {
             len = len.saturating_add(1);
             let id = match seen.get(w) {
@@ -137,8 +129,16 @@ impl Analyzer {
                     let id = if is_stopword(w) {
                         STOP
                     } else {
-                        stems.push(stemmer.stem(w).into_owned());
-                        (stems.len() - 1) as u32
+                        let st = stemmer.stem(w);
+                        match numbers.get(st.as_ref()) {
+                            Some(&id) => id,
+                            None => {
+                                let id = stems.len() as u32;
+                                numbers.insert(st.to_string(), id);
+                                stems.push(st.into_owned());
+                                id
+                            }
+                        }
                     };
                     seen.insert(w.to_string(), id);
                     id
@@ -148,17 +148,25 @@ impl Analyzer {
                 ids.push(id);
             }
         });
-        // Equal stems of different words (`runs`, `running`) count as one term.
-        let mut terms: Vec<(String, u32)> = Vec::new();
-        let mut ss: Vec<&str> = ids.iter().map(|&i| stems[i as usize].as_str()).collect();
-        ss.sort_unstable();
-        for t in ss {
-            match terms.last_mut() {
-                Some((last, n)) if last == t => *n = n.saturating_add(1),
-                _ => terms.push((t.to_string(), 1)),
+        ids.sort_unstable();
+        let mut out: Vec<(u32, u32)> = Vec::new();
+        for id in ids {
+            match out.last_mut() {
+                Some((last, n)) if *last == id => *n = n.saturating_add(1),
+                _ => out.push((id, 1)),
             }
         }
-        Analyzed { len, terms }
+        (len, out)
+    }
+
+    /// The stem numbered `id`.
+    pub fn stem(&self, id: u32) -> &str {
+        &self.stems[id as usize]
+    }
+
+    /// Stems numbered so far.
+    pub fn stems(&self) -> usize {
+        self.stems.len()
     }
 }
 
@@ -228,11 +236,17 @@ mod tests {
         let mut an = Analyzer::default();
         for t in [
             "The runner runs; the dogs ran to the dog park.",
-            "Zürich runs",
+            "Zürich runs running",
             "the dogs",
         ] {
-            assert_eq!(an.analyze(t), analyze(t));
-            assert_eq!(an.analyze(t), analyze(t));
+            for _ in 0..2 {
+                let (len, ids) = an.analyze(t);
+                let mut terms: Vec<(String, u32)> = ids.iter().map(|&(i, n)| (an.stem(i).to_string(), n)).collect();
+                terms.sort_unstable();
+                assert_eq!(Analyzed { len, terms }, analyze(t));
+            }
         }
+        // `runs` and `running`: one stem, one number.
+        assert_eq!(an.analyze("runs running").1, [(an.analyze("run").1[0].0, 2)]);
     }
 }
