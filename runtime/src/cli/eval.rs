@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use serde_json::json;
 use stepwise_model::bfcl::{self, Answer, Verdict};
-use stepwise_model::{ChatModel, Strategy, ToolCall, ToolChooser};
+use stepwise_model::{ChatModel, Strategy, ToolCall, ToolChooser, ToolPrompt};
 
 use super::models::ModelArgs;
 
@@ -45,6 +45,10 @@ pub struct BfclArgs {
     /// (tools as JSON in the prompt, free generation, first JSON object parsed).
     #[arg(long, default_value = "constrained")]
     pub strategy: Strategy,
+    /// How the tools are shown to a local model: `compact` (one signature line per tool)
+    /// or `native` (the chat template's own tool section, where it has one).
+    #[arg(long, default_value = "compact")]
+    pub tool_prompt: ToolPrompt,
     /// Where to write predictions, one JSON line per item.
     #[arg(long, required_unless_present = "score")]
     pub out: Option<PathBuf>,
@@ -353,6 +357,7 @@ pub async fn eval(c: EvalCommand) -> anyhow::Result<ExitCode> {
     let label = model.label();
     let mut chooser = ToolChooser::new(Arc::new(model));
     chooser.options.strategy = a.strategy;
+    chooser.options.prompt = a.tool_prompt;
     chooser.options.allow_none = !a.always_call;
     let mut out = std::io::BufWriter::new(
         std::fs::File::create(out_path).with_context(|| format!("creating {}", out_path.display()))?,

@@ -8,7 +8,7 @@
 use llama_cpp_2::token::LlamaToken;
 use serde_json::{Map, Value};
 
-use super::cursor::Cursor;
+use super::cursor::{Cursor, Mark};
 use super::schema::{Prop, Ty};
 use super::values;
 use crate::error::Result;
@@ -100,6 +100,10 @@ impl<'o> ArgDecoder<'o> {
                     self.trace.push(format!("optional {}: no number left", p.name));
                     continue;
                 }
+                if matches!(&p.ty, Ty::Array(item) if is_numeric(item)) && !self.has_unused_list() {
+                    self.trace.push(format!("optional {}: no list of numbers left", p.name));
+                    continue;
+                }
                 if self.named {
                     self.trace.push(format!("optional {}: named in the request", p.name));
                 } else {
@@ -160,14 +164,28 @@ impl<'o> ArgDecoder<'o> {
             Ty::Array(item) => {
                 cur.force(&format!("{lead}["));
                 let mut items = Vec::new();
+                // Where the last separator was written (to take it back).
+                let mut before_sep: Option<Mark> = None;
                 loop {
                     let lead = if items.is_empty() { "" } else { " " };
-                    items.push(self.value(cur, item, lead, &[",", "]"])?);
+                    let v = self.value(cur, item, lead, &[",", "]"])?;
+                    // A string list that repeats an item has run past what the user wrote.
+                    if let Some(mark) = before_sep.take()
+                        && v.is_string()
+                        && items.contains(&v)
+                    {
+                        self.used_strings.pop();
+                        cur.rollback(mark)?;
+                        cur.force("]");
+                        break;
+                    }
+                    items.push(v);
                     let numeric = is_numeric(item) || matches!(&**item, Ty::Array(i) if is_numeric(i));
                     if items.len() >= self.opts.max_items || (numeric && !self.has_unused_number()) {
                         cur.force("]");
                         break;
                     }
+                    before_sep = Some(cur.mark());
                     // Items of a list the user wrote out: go on while it has unused items.
                     if let Some(more) = items.last().and_then(|v| self.list_goes_on(v)) {
                         cur.force(if more { "," } else { "]" });
@@ -223,6 +241,15 @@ impl<'o> ArgDecoder<'o> {
                 .map(|(v, t)| json_number(t, *v, integer))
                 .collect(),
         ))
+    }
+
+    /// Whether the user wrote a list of numbers (or, with no list written, a number) that
+    /// no argument has taken yet.
+    fn has_unused_list(&self) -> bool {
+        if self.lists.is_empty() {
+            return self.has_unused_number();
+        }
+        self.lists.iter().any(|l| !l.iter().all(|v| self.used.contains(v)))
     }
 
     /// Whether the user wrote a number no argument has taken yet.
@@ -286,6 +313,18 @@ impl<'o> ArgDecoder<'o> {
 
     fn free_number(&mut self, cur: &mut Cursor<'_, '_>, integer: bool, lead: &str) -> Result<Value> {
         cur.force(lead);
+        let mut text = self.digits(cur, integer)?;
+        let v: f64 = text.parse().unwrap_or(0.0);
+        if text.parse::<f64>().is_err() {
+            cur.force("0");
+            text = "0".into();
+        }
+        self.trace.push(format!("free number: {text}"));
+        Ok(json_number(&text, v, integer))
+    }
+
+    /// Greedy decoding of a number's characters (digits, a leading minus, a decimal point).
+    fn digits(&mut self, cur: &mut Cursor<'_, '_>, integer: bool) -> Result<String> {
         let mut text = String::new();
         for _ in 0..12 {
             let m = cur.s.m;
@@ -314,13 +353,7 @@ impl<'o> ArgDecoder<'o> {
                 _ => break,
             }
         }
-        let v: f64 = text.parse().unwrap_or(0.0);
-        if text.parse::<f64>().is_err() {
-            cur.force("0");
-            text = "0".into();
-        }
-        self.trace.push(format!("free number: {text}"));
-        Ok(json_number(&text, v, integer))
+        Ok(text)
     }
 
     /// A string: decoded freely (biased toward copying the user's words), then weighed

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::args::ArgDecoder;
 use super::cursor::Cursor;
 use super::schema::{Prop, Ty, props};
-use super::{ChooseOptions, ChooseRequest, Decision, lexical};
+use super::{ChooseOptions, ChooseRequest, Decision, ToolPrompt, lexical};
 use crate::chat::{Message, Role, ToolCall, ToolDef};
 use crate::error::{ModelError, Result};
 use crate::llama::{Logits, SeqId, Session};
@@ -54,6 +54,28 @@ pub fn tools_text(tools: &[ToolDef], call: &CallSyntax) -> String {
         none.trim()
     ));
     s
+}
+
+/// The prompt that shows `tools` to the model: the chat template's own tool section (with
+/// the "no function" reply added to the system message) or the compact list.
+fn tools_prompt(s: &Session<'_>, messages: &[Message], tools: &[ToolDef], style: ToolPrompt) -> Result<String> {
+    let template = &s.m.template;
+    let call = &template.call;
+    let native = template.has_tools && call.native && style == ToolPrompt::Native;
+    if !native {
+        let msgs = with_tools_system(messages, &tools_text(tools, call));
+        return template.render(&msgs, &[], None);
+    }
+    let none = call.render(NONE, &json!({}));
+    let rule = format!("If none of the functions fits the request, reply with {}.", none.trim());
+    let has_system = messages.first().is_some_and(|m| m.role == Role::System);
+    let text = if has_system {
+        rule
+    } else {
+        format!("You are a helpful assistant. {rule}")
+    };
+    let msgs = with_tools_system(messages, &text);
+    template.render(&msgs, tools, None)
 }
 
 /// The text of the last user message (where argument values come from).
@@ -153,11 +175,13 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
         ));
         return Ok(Decision::none(s.take_usage(), trace));
     }
-    // The likelihood gain is only needed when word overlap leaves the decision open.
-    let want_pmi = opts.allow_none && lex_max + opts.call_bias < opts.sure_overlap;
+    // A model trained on tool calls says itself when no function fits (see
+    // `ChooseOptions::none_margin`); for others the likelihood gain is measured when word
+    // overlap leaves the decision open.
+    let informed = s.m.template.has_tools;
+    let want_pmi = opts.allow_none && !informed && lex_max + opts.call_bias < opts.sure_overlap;
     let call = s.m.template.call.clone();
-    let msgs = with_tools_system(&req.messages, &tools_text(&tools, &call));
-    let prompt = s.m.template.render(&msgs, &[], None)?;
+    let prompt = tools_prompt(s, &req.messages, &tools, opts.prompt)?;
     let (seq, logits, pmi) = prefill(s, &prompt, &question, want_pmi)?;
     if req.cancel.is_cancelled() {
         return Err(ModelError::Cancelled);
@@ -202,6 +226,17 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    let margin = sig.names.get(best).copied().unwrap_or(f32::NEG_INFINITY) - sig.none;
+    if opts.allow_none && informed && margin < opts.none_margin {
+        let usage = cur.s.take_usage();
+        trace.push(format!(
+            "no tool: the model names no function within {:.2} of `{}` ({:.0} ms)",
+            margin,
+            tools[best].name,
+            t0.elapsed().as_secs_f64() * 1e3
+        ));
+        return Ok(Decision::none(usage, trace));
+    }
     if opts.allow_none && !relevant(&sig, best, opts) {
         let usage = cur.s.take_usage();
         trace.push(format!("no tool ({:.0} ms)", t0.elapsed().as_secs_f64() * 1e3));

@@ -67,8 +67,21 @@ pub struct Found {
 pub fn numbers(text: &str) -> Vec<Found> {
     let mut out = Vec::new();
     let Some(re) = number_re() else { return out };
+    let bracketed = bracket_lists(text);
+    for (_, items) in &bracketed {
+        for &(value, at) in items {
+            out.push(Found {
+                value,
+                at,
+                written: Written::Plain,
+            });
+        }
+    }
     for c in re.captures_iter(text) {
         let Some(m) = c.get(1) else { continue };
+        if bracketed.iter().any(|(r, _)| r.contains(&m.start())) {
+            continue;
+        }
         let raw = m.as_str().replace(',', "");
         let Ok(v) = raw.parse::<f64>() else { continue };
         let unit = c.get(2).map(|u| u.as_str().trim().to_ascii_lowercase());
@@ -115,15 +128,67 @@ pub fn numbers(text: &str) -> Vec<Found> {
     out
 }
 
+/// Bracketed lists of plain numbers (`[200,300,400,500]`, `(1, 2)`), whose commas separate
+/// items rather than thousands: the byte range inside the brackets and each item with its
+/// offset.
+type BracketList = (std::ops::Range<usize>, Vec<(f64, usize)>);
+
+fn bracket_lists(text: &str) -> Vec<BracketList> {
+    let mut out = Vec::new();
+    let mut open: Option<usize> = None;
+    for (i, c) in text.char_indices() {
+        match c {
+            '[' | '(' => open = Some(i + 1),
+            ']' | ')' => {
+                if let Some(start) = open.take() {
+                    let inner = &text[start..i];
+                    let mut items = Vec::new();
+                    let mut at = start;
+                    for part in inner.split(',') {
+                        let lead = part.len() - part.trim_start().len();
+                        match part.trim().parse::<f64>() {
+                            Ok(v) if part.trim().chars().all(|c| c.is_ascii_digit() || "-+.eE".contains(c)) => {
+                                items.push((v, at + lead))
+                            }
+                            _ => {
+                                items.clear();
+                                break;
+                            }
+                        }
+                        at += part.len() + 1;
+                    }
+                    if items.len() >= 2 {
+                        out.push((start..i, items));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Lists of numbers the text writes out (`[3, 4, 5]`, `12, 24 and 36`): runs of at least
 /// two numbers separated only by commas, spaces or "and"; brackets end a run.
 pub fn number_lists(text: &str) -> Vec<Vec<f64>> {
     let Some(re) = number_re() else { return Vec::new() };
-    let mut out = Vec::new();
+    let bracketed = bracket_lists(text);
+    let mut out: Vec<Vec<f64>> = bracketed
+        .iter()
+        .map(|(_, items)| items.iter().map(|(v, _)| *v).collect())
+        .collect();
     let mut run: Vec<f64> = Vec::new();
     let mut last_end: Option<usize> = None;
     for c in re.captures_iter(text) {
         let Some(m) = c.get(1) else { continue };
+        if bracketed.iter().any(|(r, _)| r.contains(&m.start())) {
+            if run.len() >= 2 {
+                out.push(std::mem::take(&mut run));
+            }
+            run.clear();
+            last_end = None;
+            continue;
+        }
         let Ok(v) = m.as_str().replace(',', "").parse::<f64>() else {
             continue;
         };
@@ -364,6 +429,13 @@ mod tests {
         assert_eq!(vals("contributing 40% of it"), vec![40.0, 0.4]);
         assert_eq!(vals("for five years, 1,500 miles"), vec![5.0, 1500.0]);
         assert_eq!(vals("version v2 of someone"), Vec::<f64>::new());
+    }
+
+    #[test]
+    fn bracketed_commas_separate_items_not_thousands() {
+        let t = "given cash_flows=[200,300,400,500], a rate of 10%, and $2,000 up front";
+        assert_eq!(number_lists(t), vec![vec![200.0, 300.0, 400.0, 500.0]]);
+        assert_eq!(vals(t), vec![200.0, 300.0, 400.0, 500.0, 10.0, 0.1, 2000.0]);
     }
 
     #[test]
