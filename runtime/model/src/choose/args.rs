@@ -47,6 +47,11 @@ impl Default for ArgOptions {
     }
 }
 
+/// Words of parameter names that say nothing about the value's kind.
+const GENERIC_WORDS: &[&str] = &[
+    "type", "name", "data", "value", "values", "number", "list", "info", "format", "the", "for", "and", "new",
+];
+
 /// Decodes argument objects for one call.
 pub struct ArgDecoder<'o> {
     /// The user's words (string spans and numbers come from here).
@@ -63,6 +68,9 @@ pub struct ArgDecoder<'o> {
     about: String,
     /// Whether the request names the property being decoded.
     named: bool,
+    /// Words of the property's name that say what kind of thing it is ("county" of
+    /// `county`, "act" of `act_name`).
+    kind_words: Vec<String>,
     opts: &'o ArgOptions,
     /// Diagnostics: one line per decision.
     pub trace: Vec<String>,
@@ -82,6 +90,7 @@ impl<'o> ArgDecoder<'o> {
             used_strings: Vec::new(),
             about: String::new(),
             named: false,
+            kind_words: Vec::new(),
             opts,
             trace: Vec::new(),
         }
@@ -94,6 +103,10 @@ impl<'o> ArgDecoder<'o> {
             let sep = if out.is_empty() { "" } else { ", " };
             let key = format!("{sep}{}:", py_json(&Value::String(p.name.clone())));
             self.named = self.named_in_request(&p.name);
+            self.kind_words = name_words(&p.name)
+                .into_iter()
+                .filter(|w| w.chars().count() >= 3 && !GENERIC_WORDS.contains(&w.as_str()))
+                .collect();
             if !p.required {
                 // A number the user did not write cannot be what they asked for.
                 if is_numeric(&p.ty) && !self.has_unused_number() {
@@ -102,6 +115,13 @@ impl<'o> ArgDecoder<'o> {
                 }
                 if matches!(&p.ty, Ty::Array(item) if is_numeric(item)) && !self.has_unused_list() {
                     self.trace.push(format!("optional {}: no list of numbers left", p.name));
+                    continue;
+                }
+                // A choice among set values the request mentions none of is left to the default.
+                if let Ty::Enum(vals) = &p.ty
+                    && !self.mentions_any(vals)
+                {
+                    self.trace.push(format!("optional {}: no choice mentioned", p.name));
                     continue;
                 }
                 if self.named {
@@ -169,12 +189,20 @@ impl<'o> ArgDecoder<'o> {
                 loop {
                     let lead = if items.is_empty() { "" } else { " " };
                     let v = self.value(cur, item, lead, &[",", "]"])?;
-                    // A string list that repeats an item has run past what the user wrote.
+                    // A list that repeats an item, or goes on with a choice the request does not
+                    // mention, has run past what the user asked for.
+                    let unasked = matches!(&**item, Ty::Enum(_))
+                        && v.as_str()
+                            .is_some_and(|t| !self.source_lower.contains(&t.to_lowercase()));
                     if let Some(mark) = before_sep.take()
-                        && v.is_string()
-                        && items.contains(&v)
+                        && ((v.is_string() || v.is_number()) && items.contains(&v) || unasked)
                     {
-                        self.used_strings.pop();
+                        if v.is_string() && !unasked {
+                            self.used_strings.pop();
+                        }
+                        if v.as_f64().is_some_and(|x| self.used.last() == Some(&x)) {
+                            self.used.pop();
+                        }
                         cur.rollback(mark)?;
                         cur.force("]");
                         break;
@@ -401,6 +429,14 @@ impl<'o> ArgDecoder<'o> {
                     if bare_number(o) && unused_name {
                         b -= self.opts.reuse_penalty;
                     }
+                    // "San Diego County" for `county`, "… Amendment Act" for `act_name`.
+                    if self
+                        .kind_words
+                        .iter()
+                        .any(|w| has_word(o, w) && has_name_word(&self.source, w))
+                    {
+                        b += self.opts.reuse_penalty;
+                    }
                     b
                 })
                 .collect();
@@ -414,6 +450,21 @@ impl<'o> ArgDecoder<'o> {
         };
         self.used_strings.push(value.to_lowercase());
         Ok(Value::String(value))
+    }
+
+    /// Whether the request mentions one of `vals`: a word of the request starts with the
+    /// value's first five letters ("in detail" mentions "detailed").
+    fn mentions_any(&self, vals: &[Value]) -> bool {
+        let words: Vec<&str> = self
+            .source_lower
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        vals.iter().any(|v| {
+            let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            let stem: String = text.to_lowercase().chars().take(5).collect();
+            !stem.is_empty() && words.iter().any(|w| w.starts_with(&stem))
+        })
     }
 
     /// Whether the request holds a name (span with letters) no argument has taken yet.
@@ -458,22 +509,7 @@ impl<'o> ArgDecoder<'o> {
     /// Whether the request names an optional property: one of the words of its name (of four
     /// letters or more, not a generic one) starts a word of the request.
     fn named_in_request(&self, name: &str) -> bool {
-        const GENERIC: &[&str] = &[
-            "type", "name", "data", "value", "values", "number", "list", "info", "format",
-        ];
-        let mut words = Vec::new();
-        let mut w = String::new();
-        for c in name.chars() {
-            if (c == '_' || c == '-' || c == '.' || c.is_uppercase()) && !w.is_empty() {
-                words.push(std::mem::take(&mut w));
-            }
-            if c.is_alphanumeric() {
-                w.push(c.to_ascii_lowercase());
-            }
-        }
-        if !w.is_empty() {
-            words.push(w);
-        }
+        let words = name_words(name);
         let req: Vec<&str> = self
             .source_lower
             .split(|c: char| !c.is_alphanumeric())
@@ -481,7 +517,7 @@ impl<'o> ArgDecoder<'o> {
             .collect();
         words
             .iter()
-            .filter(|w| w.chars().count() >= 4 && !GENERIC.contains(&w.as_str()))
+            .filter(|w| w.chars().count() >= 4 && !GENERIC_WORDS.contains(&w.as_str()))
             .any(|w| {
                 let stem: String = w.chars().take(6).collect();
                 req.iter().any(|r| r.starts_with(&stem))
@@ -545,6 +581,37 @@ impl<'o> ArgDecoder<'o> {
 }
 
 /// Whether `value` occurs in `text` only ever followed by more letters of the same word.
+/// The words of an identifier, lowercased (`act_name` → act, name; `zipCode` → zip, code).
+fn name_words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut w = String::new();
+    for c in name.chars() {
+        if (c == '_' || c == '-' || c == '.' || c.is_uppercase()) && !w.is_empty() {
+            words.push(std::mem::take(&mut w));
+        }
+        if c.is_alphanumeric() {
+            w.push(c.to_ascii_lowercase());
+        }
+    }
+    if !w.is_empty() {
+        words.push(w);
+    }
+    words
+}
+
+/// Whether `text` has `word` as a whole word (case-insensitive).
+fn has_word(text: &str, word: &str) -> bool {
+    text.split(|c: char| !c.is_alphanumeric())
+        .any(|w| w.eq_ignore_ascii_case(word))
+}
+
+/// Whether `text` has `word` as a capitalized whole word: part of a name ("San Diego
+/// County"), not a common noun after it ("Santa Clara county").
+fn has_name_word(text: &str, word: &str) -> bool {
+    text.split(|c: char| !c.is_alphanumeric())
+        .any(|w| w.eq_ignore_ascii_case(word) && w.starts_with(|c: char| c.is_uppercase()))
+}
+
 fn mid_word(text: &str, value: &str) -> bool {
     let ends_word = |at: usize| {
         text[at + value.len()..]
@@ -582,4 +649,25 @@ fn json_number(text: &str, v: f64, integer: bool) -> Value {
     serde_json::Number::from_f64(v)
         .map(Value::Number)
         .unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_names_split_into_words() {
+        assert_eq!(name_words("act_name"), vec!["act", "name"]);
+        assert_eq!(name_words("zipCode"), vec!["zip", "code"]);
+        assert_eq!(name_words("court.location-id"), vec!["court", "location", "id"]);
+    }
+
+    #[test]
+    fn name_words_are_whole_and_capitalized() {
+        assert!(has_name_word("San Diego County", "county"));
+        assert!(has_name_word("Criminal Law Amendment Act", "act"));
+        assert!(!has_name_word("Actual Records", "act"));
+        assert!(!has_name_word("Santa Clara county", "county"));
+        assert!(has_word("Santa Clara County", "county"));
+    }
 }
