@@ -189,11 +189,13 @@ impl<'o> ArgDecoder<'o> {
                 loop {
                     let lead = if items.is_empty() { "" } else { " " };
                     let v = self.value(cur, item, lead, &[",", "]"])?;
-                    // A list that repeats an item, or goes on with a choice the request does not
-                    // mention, has run past what the user asked for.
-                    let unasked = matches!(&**item, Ty::Enum(_))
-                        && v.as_str()
-                            .is_some_and(|t| !self.source_lower.contains(&t.to_lowercase()));
+                    // A list that repeats an item, or goes from choices the request mentions on
+                    // to one it does not, has run past what the user asked for.
+                    let asked = |x: &Value| {
+                        x.as_str()
+                            .is_some_and(|t| self.source_lower.contains(&t.to_lowercase()))
+                    };
+                    let unasked = matches!(&**item, Ty::Enum(_)) && !asked(&v) && items.iter().any(asked);
                     if let Some(mark) = before_sep.take()
                         && ((v.is_string() || v.is_number()) && items.contains(&v) || unasked)
                     {
