@@ -251,16 +251,22 @@ async fn open(path: &Path, model_dir: &Path, embed: EmbedMode) -> Result<Memory>
 }
 
 /// A small deterministic generator (xorshift), so corpora are the same on every run.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
+    }
+    /// Zipf-like over 0..n: small numbers are much more likely.
+    #[cfg(test)]
+    pub(crate) fn zipf(&mut self, n: usize) -> usize {
+        let u = self.below(1_000_000) as f64 / 1_000_000.0;
+        ((u * u * u) * n as f64) as usize
     }
     fn gauss(&mut self) -> f32 {
         let u: f32 = (0..6).map(|_| (self.next() % 10_000) as f32 / 10_000.0).sum();

@@ -1,6 +1,7 @@
 //! The keyword index against FTS5 and against exhaustive scoring; filters; sync.
 
 use super::*;
+use crate::bench::Rng;
 use crate::quant::quantize;
 use crate::text::query_terms;
 
@@ -215,25 +216,6 @@ fn keyword_and_vector_sides_filter_alike() {
         },
         &[2, 3],
     );
-}
-
-/// xorshift, so the random corpus is the same on every run.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    /// Zipf-like over 0..n: small numbers are much more likely.
-    fn zipf(&mut self, n: usize) -> usize {
-        let u = self.below(1_000_000) as f64 / 1_000_000.0;
-        ((u * u * u) * n as f64) as usize
-    }
 }
 
 #[test]
