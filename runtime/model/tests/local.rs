@@ -145,3 +145,42 @@ async fn chooser_calls_an_offered_tool_with_schema_valid_arguments() {
     assert_eq!(call.name, "math.factorial");
     assert_eq!(call.arguments, json!({"n": 7}));
 }
+
+/// Candidates that share tokens are evaluated once, as a tree, in the same batch as the
+/// text before them: the scores must equal those of each candidate evaluated on its own.
+#[tokio::test]
+async fn tree_batched_scores_equal_one_by_one_scores() {
+    let _serial = SERIAL.lock().await;
+    let m = model();
+    let (together, alone, len_after) = m
+        .run(|s| {
+            let prompt = s.m.tokenize("The capital of France is Paris. The answer is");
+            let prefix = s.m.tokenize(" 450");
+            let cands: Vec<Vec<_>> = [" 450,", " 450}", " 45, 12]", " Paris", " Paris, France", "!"]
+                .iter()
+                .map(|c| s.m.tokenize(c))
+                .collect();
+            let (seq, base) = s.start(&prompt)?;
+            let (_, together) = s.score_after(seq, &base, &prefix, &cands)?;
+            let len_after = (s.len(seq) - prompt.len(), prefix.len());
+            // Each candidate alone, after the prefix evaluated on its own.
+            let mut full = prompt.clone();
+            full.extend(&prefix);
+            let mut alone = Vec::new();
+            for c in &cands {
+                let (seq, base) = s.start(&full)?;
+                alone.push(s.score(seq, &base, std::slice::from_ref(c))?.remove(0));
+            }
+            Ok((together, alone, len_after))
+        })
+        .await
+        .unwrap();
+    assert_eq!(len_after.0, len_after.1, "the prefix is appended to the sequence");
+    for (t, a) in together.iter().zip(&alone) {
+        assert_eq!(t.len(), a.len());
+        for (x, y) in t.iter().zip(a) {
+            assert!((x - y).abs() < 1e-3, "tree {t:?} vs alone {a:?}");
+        }
+    }
+    assert!(together.iter().all(|c| c.iter().all(|x| x.is_finite() && *x <= 0.0)));
+}

@@ -150,12 +150,11 @@ impl<'a, 'm> Cursor<'a, 'm> {
             .flat_map(|&t| self.s.m.piece(t).to_vec())
             .collect();
         let mut consumed = 0;
+        let mut prefix: &[LlamaToken] = &[];
         let tails: Vec<Vec<LlamaToken>> =
             if shared.len() >= self.pending.len() && shared.starts_with(self.pending.as_bytes()) {
-                if common > 0 {
-                    self.s.extend(self.seq, &full[0][..common])?;
-                    self.logits = Some(self.s.last_logits()?);
-                }
+                // The shared tokens are evaluated in the same batch as the alternatives.
+                prefix = &full[0][..common];
                 consumed = shared.len() - self.pending.len();
                 self.pending.clear();
                 full.iter().map(|f| f[common..].to_vec()).collect()
@@ -165,9 +164,10 @@ impl<'a, 'm> Cursor<'a, 'm> {
             };
         let base = self
             .logits
-            .clone()
+            .as_ref()
             .ok_or_else(|| ModelError::Inference("cursor has no logits".into()))?;
-        let lps = self.s.score(self.seq, &base, &tails)?;
+        let (after, lps) = self.s.score_after(self.seq, base, prefix, &tails)?;
+        self.logits = Some(after);
         let scores: Vec<f32> = lps.iter().map(|l| l.iter().sum()).collect();
         Ok((
             Choice {

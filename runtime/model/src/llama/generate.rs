@@ -105,7 +105,7 @@ pub fn chat(s: &mut Session<'_>, req: &ChatRequest, on_piece: &mut dyn FnMut(&st
             finish = FinishReason::Length;
             break;
         }
-        s.extend(seq, &[t])?;
+        s.eval(seq, &[t])?;
     }
     let mut usage = s.take_usage();
     usage.completion_tokens = n;

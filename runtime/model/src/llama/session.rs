@@ -107,7 +107,8 @@ impl<'m> Session<'m> {
             n_batch: ctx.n_batch() as usize,
             ctx,
             m,
-            batch: LlamaBatch::new(opts.batch.max(64) as usize, 1),
+            // A token may belong to every sequence (a shared prefix while scoring).
+            batch: LlamaBatch::new(opts.batch.max(64) as usize, seqs),
             slots: (0..n_slots)
                 .map(|_| Slot {
                     tokens: Vec::new(),
@@ -199,7 +200,7 @@ impl<'m> Session<'m> {
         self.usage.prompt_tokens += tokens.len() as u32;
         self.usage.cached_tokens += keep as u32;
         let t0 = Instant::now();
-        self.extend(seq, &tokens[keep..])?;
+        self.eval(seq, &tokens[keep..])?;
         self.usage.prefill_ms += t0.elapsed().as_secs_f64() * 1e3;
         Ok((seq, self.last_logits()?))
     }
@@ -226,8 +227,16 @@ impl<'m> Session<'m> {
     }
 
     /// Evaluate `tokens` after the end of `seq`; afterwards [`Session::last_logits`] gives the
-    /// scores for the next token.
+    /// scores for the next token. The time counts as decoding.
     pub fn extend(&mut self, seq: SeqId, tokens: &[LlamaToken]) -> Result<()> {
+        let t0 = Instant::now();
+        let r = self.eval(seq, tokens);
+        self.usage.decode_ms += t0.elapsed().as_secs_f64() * 1e3;
+        r
+    }
+
+    /// [`Session::extend`] without counting the time (the caller does).
+    pub(crate) fn eval(&mut self, seq: SeqId, tokens: &[LlamaToken]) -> Result<()> {
         if tokens.is_empty() {
             return Ok(());
         }
@@ -303,76 +312,197 @@ impl<'m> Session<'m> {
         Ok(sampler.sample(&self.ctx, idx))
     }
 
-    /// Per-token log-probabilities of each candidate continuation of `seq`, all evaluated in
-    /// shared batches on scratch sequences that share `seq`'s cache. `base` holds the scores
-    /// after the last token of `seq`.
+    /// Per-token log-probabilities of each candidate continuation of `seq`. `base` holds the
+    /// scores after the last token of `seq`. See [`Session::score_after`].
     pub fn score(&mut self, seq: SeqId, base: &Logits, cands: &[Vec<LlamaToken>]) -> Result<Vec<Vec<f32>>> {
-        let base_len = self.len(seq);
-        let mut out: Vec<Vec<f32>> = cands
-            .iter()
-            .map(|c| c.first().map(|&t| vec![base.logprob(t)]).unwrap_or_default())
-            .collect();
+        Ok(self.score_after(seq, base, &[], cands)?.1)
+    }
+
+    /// Append `prefix` to `seq` and score candidate continuations after it, in as few batches
+    /// as possible: the prefix and the candidates go into one batch, the candidates on scratch
+    /// sequences that share `seq`'s cache, and tokens that candidates share (a common head,
+    /// `450,` and `450}`) are evaluated once, as a tree. Returns the scores after the prefix
+    /// (`base` when it is empty) and each candidate's per-token log-probabilities.
+    pub fn score_after(
+        &mut self,
+        seq: SeqId,
+        base: &Logits,
+        prefix: &[LlamaToken],
+        cands: &[Vec<LlamaToken>],
+    ) -> Result<(Logits, Vec<Vec<f32>>)> {
+        let longest = cands.iter().map(Vec::len).max().unwrap_or(0);
+        let end = self.len(seq) + prefix.len() + longest;
+        if end >= self.n_ctx {
+            return Err(ModelError::ContextFull {
+                tokens: end,
+                ctx: self.n_ctx,
+            });
+        }
         let cap = self.batch_capacity();
-        let mut i = 0;
-        while i < cands.len() {
-            // Fill one batch: as many candidates as there are scratch sequences and room.
-            self.batch.clear();
-            let mut group: Vec<(usize, SeqId, usize)> = Vec::new(); // (cand, seq, first batch index)
-            let mut used = 0usize;
-            while i < cands.len() && group.len() < self.scratch.len() {
-                let need = cands[i].len().saturating_sub(1);
-                if need == 0 {
-                    i += 1;
-                    continue;
+        let mut base = base.clone();
+        let mut prefix = prefix;
+        if prefix.len() + 1 >= cap {
+            self.extend(seq, prefix)?;
+            base = self.last_logits()?;
+            prefix = &[];
+        }
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); cands.len()];
+        // Candidates of one token are scored by the base alone.
+        let mut todo: Vec<usize> = (0..cands.len()).filter(|&c| cands[c].len() > 1).collect();
+        todo.reverse();
+        let mut first = true;
+        while (first && !prefix.is_empty()) || !todo.is_empty() {
+            let p = if first { prefix.len() } else { 0 };
+            let mut tree = Tree::default();
+            let mut group: Vec<(usize, SeqId)> = Vec::new();
+            while let Some(&c) = todo.last() {
+                if group.len() >= self.scratch.len() {
+                    break;
                 }
-                if used + need > cap {
-                    if group.is_empty() {
+                let need = &cands[c][..cands[c].len() - 1];
+                if p + tree.nodes.len() + tree.new_nodes(need) > cap {
+                    if group.is_empty() && p == 0 {
                         return Err(ModelError::Inference(format!(
                             "a candidate of {} tokens does not fit in a batch of {cap}",
-                            cands[i].len()
+                            cands[c].len()
                         )));
                     }
                     break;
                 }
-                if base_len + need >= self.n_ctx {
-                    return Err(ModelError::ContextFull {
-                        tokens: base_len + need,
-                        ctx: self.n_ctx,
-                    });
-                }
                 let s = self.scratch[group.len()];
-                self.ctx
-                    .copy_kv_cache_seq(seq, s, None, None)
-                    .map_err(|e| ModelError::Inference(e.to_string()))?;
-                for (j, &t) in cands[i][..need].iter().enumerate() {
-                    self.batch
-                        .add(t, (base_len + j) as i32, &[s], true)
-                        .map_err(|e| ModelError::Inference(e.to_string()))?;
-                }
-                group.push((i, s, used));
-                used += need;
-                i += 1;
-            }
-            if group.is_empty() {
-                continue;
+                tree.insert(need, s);
+                group.push((c, s));
+                todo.pop();
             }
             let t0 = Instant::now();
-            let res = self.decode_batch(Some(seq));
+            let res = self.score_batch(seq, prefix, p, &tree, &group);
+            first = false;
             self.last_idx = None;
-            if res.is_ok() {
-                for &(ci, _, first) in &group {
-                    for (j, &tok) in cands[ci].iter().enumerate().skip(1) {
-                        let lg = Logits::new(self.ctx.get_logits_ith((first + j - 1) as i32).to_vec());
-                        out[ci].push(lg.logprob(tok));
-                    }
+            let got = res.and_then(|()| {
+                if p > 0 {
+                    base = Logits::new(self.ctx.get_logits_ith(p as i32 - 1).to_vec());
+                    self.slot_mut(seq)?.tokens.extend_from_slice(prefix);
+                    prefix = &[];
                 }
-            }
-            for &(_, s, _) in &group {
+                let mut cache: Vec<Option<Logits>> = vec![None; tree.nodes.len()];
+                for &(c, _) in &group {
+                    let path = tree.path(&cands[c][..cands[c].len() - 1]);
+                    let mut lps = vec![base.logprob(cands[c][0])];
+                    for (j, &n) in path.iter().enumerate() {
+                        let lg = cache[n]
+                            .get_or_insert_with(|| Logits::new(self.ctx.get_logits_ith((p + n) as i32).to_vec()));
+                        lps.push(lg.logprob(cands[c][j + 1]));
+                    }
+                    out[c] = lps;
+                }
+                Ok(())
+            });
+            for &(_, s) in &group {
                 let _ = self.ctx.clear_kv_cache_seq(Some(s as u32), None, None);
             }
             self.usage.decode_ms += t0.elapsed().as_secs_f64() * 1e3;
-            res?;
+            got?;
         }
-        Ok(out)
+        for (c, cand) in cands.iter().enumerate() {
+            if cand.len() == 1 {
+                out[c] = vec![base.logprob(cand[0])];
+            }
+        }
+        Ok((base, out))
+    }
+
+    /// One batch: the first `p` tokens of `prefix` on `seq` and every scratch sequence of
+    /// `group`, then the tree's nodes on the scratch sequences passing through them.
+    fn score_batch(
+        &mut self,
+        seq: SeqId,
+        prefix: &[LlamaToken],
+        p: usize,
+        tree: &Tree,
+        group: &[(usize, SeqId)],
+    ) -> Result<()> {
+        let base_len = self.len(seq);
+        for &(_, s) in group {
+            self.ctx
+                .copy_kv_cache_seq(seq, s, None, None)
+                .map_err(|e| ModelError::Inference(e.to_string()))?;
+        }
+        self.batch.clear();
+        let mut all: Vec<SeqId> = vec![seq];
+        all.extend(group.iter().map(|&(_, s)| s));
+        for (j, &t) in prefix[..p].iter().enumerate() {
+            self.batch
+                .add(t, (base_len + j) as i32, &all, j + 1 == p)
+                .map_err(|e| ModelError::Inference(e.to_string()))?;
+        }
+        for n in &tree.nodes {
+            self.batch
+                .add(n.token, (base_len + p + n.depth) as i32, &n.seqs, true)
+                .map_err(|e| ModelError::Inference(e.to_string()))?;
+        }
+        self.decode_batch(Some(seq))
+    }
+}
+
+/// Candidate continuations as a prefix tree: each node is one token to evaluate, on the
+/// scratch sequences of every candidate passing through it. Parents come before children.
+#[derive(Default)]
+struct Tree {
+    nodes: Vec<Node>,
+}
+
+struct Node {
+    token: LlamaToken,
+    parent: Option<usize>,
+    depth: usize,
+    seqs: Vec<SeqId>,
+}
+
+impl Tree {
+    fn child(&self, parent: Option<usize>, t: LlamaToken) -> Option<usize> {
+        // Children of a node come after it; trees here have tens of nodes.
+        let from = parent.map_or(0, |p| p + 1);
+        (from..self.nodes.len()).find(|&i| self.nodes[i].parent == parent && self.nodes[i].token == t)
+    }
+
+    /// Node indices along `tokens`, as far as the tree has them.
+    fn path(&self, tokens: &[LlamaToken]) -> Vec<usize> {
+        let mut at = None;
+        let mut path = Vec::with_capacity(tokens.len());
+        for &t in tokens {
+            match self.child(at, t) {
+                Some(i) => {
+                    path.push(i);
+                    at = Some(i);
+                }
+                None => break,
+            }
+        }
+        path
+    }
+
+    /// How many nodes inserting `tokens` would add.
+    fn new_nodes(&self, tokens: &[LlamaToken]) -> usize {
+        tokens.len() - self.path(tokens).len()
+    }
+
+    fn insert(&mut self, tokens: &[LlamaToken], seq: SeqId) {
+        let mut at = None;
+        for (depth, &t) in tokens.iter().enumerate() {
+            let i = match self.child(at, t) {
+                Some(i) => i,
+                None => {
+                    self.nodes.push(Node {
+                        token: t,
+                        parent: at,
+                        depth,
+                        seqs: Vec::new(),
+                    });
+                    self.nodes.len() - 1
+                }
+            };
+            self.nodes[i].seqs.push(seq);
+            at = Some(i);
+        }
     }
 }
