@@ -161,7 +161,7 @@ async fn tree_batched_scores_equal_one_by_one_scores() {
                 .map(|c| s.m.tokenize(c))
                 .collect();
             let (seq, base) = s.start(&prompt)?;
-            let (_, together) = s.score_after(seq, &base, &prefix, &cands)?;
+            let (_, together) = s.score_after(seq, Some(&base), &prefix, &cands)?;
             let len_after = (s.len(seq) - prompt.len(), prefix.len());
             // Each candidate alone, after the prefix evaluated on its own.
             let mut full = prompt.clone();

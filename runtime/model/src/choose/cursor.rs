@@ -113,18 +113,51 @@ impl<'a, 'm> Cursor<'a, 'm> {
         Ok(Choice { best, ..ch })
     }
 
-    /// Score alternatives without writing any of them: the sequence is rolled back after.
+    /// Score alternatives without writing any of them. Forced text evaluated on the way is
+    /// kept (all of it but the token that reaches into the alternatives' shared start).
     pub fn score(&mut self, alts: &[String]) -> Result<Choice> {
         let len = self.s.len(self.seq);
         let pending = self.pending.clone();
         let logits = self.logits.clone();
-        let r = self.score_inner(alts);
+        let (choice, consumed) = match self.score_inner(alts) {
+            Ok(r) => r,
+            Err(e) => {
+                self.rollback_to(len, pending, logits)?;
+                return Err(e);
+            }
+        };
+        if consumed == 0 {
+            return Ok(choice);
+        }
+        // Keep the evaluated tokens that lie within the forced text, less one whose scores
+        // were not kept: it is evaluated again with what comes next.
+        let mut keep = 0;
+        let mut bytes = 0;
+        for &t in &self.s.tokens(self.seq)[len..] {
+            let n = self.s.m.piece(t).len();
+            if bytes + n >= pending.len() {
+                break;
+            }
+            bytes += n;
+            keep += 1;
+        }
+        if keep == 0 || !pending.is_char_boundary(bytes) {
+            self.rollback_to(len, pending, logits)?;
+        } else {
+            self.s.truncate(self.seq, len + keep)?;
+            self.pending = pending[bytes..].to_string();
+            self.logits = None;
+        }
+        Ok(choice)
+    }
+
+    fn rollback_to(&mut self, len: usize, pending: String, logits: Option<Logits>) -> Result<()> {
         if self.s.len(self.seq) != len {
             self.s.truncate(self.seq, len)?;
-            self.pending = pending;
-            self.logits = logits;
         }
-        r.map(|(c, _)| c)
+        self.pending = pending;
+        self.logits = logits;
+        Ok(())
     }
 
     /// Returns the choice and how many bytes of the alternatives were evaluated as shared.
@@ -162,11 +195,7 @@ impl<'a, 'm> Cursor<'a, 'm> {
                 self.flush()?;
                 alts.iter().map(|a| self.s.m.tokenize(a)).collect()
             };
-        let base = self
-            .logits
-            .as_ref()
-            .ok_or_else(|| ModelError::Inference("cursor has no logits".into()))?;
-        let (after, lps) = self.s.score_after(self.seq, base, prefix, &tails)?;
+        let (after, lps) = self.s.score_after(self.seq, self.logits.as_ref(), prefix, &tails)?;
         self.logits = Some(after);
         let scores: Vec<f32> = lps.iter().map(|l| l.iter().sum()).collect();
         Ok((

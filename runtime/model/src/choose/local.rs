@@ -12,6 +12,7 @@ use crate::chat::{Message, Role, ToolCall, ToolDef};
 use crate::error::{ModelError, Result};
 use crate::llama::{Logits, SeqId, Session};
 use crate::template::{CallSyntax, py_json};
+use llama_cpp_2::token::LlamaToken;
 
 /// The pseudo-tool the model names when no function fits.
 const NONE: &str = "none";
@@ -33,9 +34,16 @@ fn arg_sig(p: &Prop) -> String {
 }
 
 /// System text describing the tools in the compact form tiny models read best, with the
-/// call syntax the chooser forces.
+/// call syntax the chooser forces. The instructions come first, so every request shares
+/// them as a cached prefix whatever its tools.
 pub fn tools_text(tools: &[ToolDef], call: &CallSyntax) -> String {
-    let mut s = String::from("You are a helpful assistant. You can call these functions:\n");
+    let example = call.render("<function name>", &json!({"<argument>": "<value>"}));
+    let none = call.render(NONE, &json!({}));
+    let mut s = format!(
+        "You are a helpful assistant. To call a function, reply with only {}. If none of the functions fits the request, reply with {}.\nYou can call these functions:\n",
+        example.trim(),
+        none.trim()
+    );
     for t in tools {
         s.push_str("- ");
         s.push_str(&signature(t));
@@ -46,13 +54,7 @@ pub fn tools_text(tools: &[ToolDef], call: &CallSyntax) -> String {
             }
         }
     }
-    let example = call.render("<function name>", &json!({"<argument>": "<value>"}));
-    let none = call.render(NONE, &json!({}));
-    s.push_str(&format!(
-        "To call a function, reply with only {}. If none of the functions fits the request, reply with {}.",
-        example.trim(),
-        none.trim()
-    ));
+    s.truncate(s.trim_end().len());
     s
 }
 
@@ -190,14 +192,11 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
     // opening included, so the scores are comparable across tools and with answering).
     let head = s.m.tokenize(&call.before_name);
     let mut cands = vec![head.clone()];
-    cands.push(s.m.tokenize(&format!("{}{NONE}{}", call.before_name, call.before_args.trim_end())));
-    for t in &tools {
-        cands.push(s.m.tokenize(&format!(
-            "{}{}{}",
-            call.before_name,
-            t.name,
-            call.before_args.trim_end()
-        )));
+    for name in std::iter::once(NONE).chain(tools.iter().map(|t| t.name.as_str())) {
+        // Scored through the first token past the name: the one that says the name ends.
+        let named = format!("{}{name}", call.before_name);
+        let text = format!("{named}{}", call.before_args.trim_end());
+        cands.push(tokens_through(s, &text, named.len()));
     }
     let lps = s.score(seq, &logits, &cands)?;
     let lp_call: f32 = lps[0].iter().sum();
@@ -266,6 +265,20 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
         usage,
         trace,
     })
+}
+
+/// The tokens of `text` up to the first one that reaches past its first `len` bytes.
+fn tokens_through(s: &Session<'_>, text: &str, len: usize) -> Vec<LlamaToken> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for t in s.m.tokenize(text) {
+        out.push(t);
+        at += s.m.piece(t).len();
+        if at > len {
+            break;
+        }
+    }
+    out
 }
 
 /// The tool to call if any: the one whose description shares most words with the request,

@@ -315,18 +315,19 @@ impl<'m> Session<'m> {
     /// Per-token log-probabilities of each candidate continuation of `seq`. `base` holds the
     /// scores after the last token of `seq`. See [`Session::score_after`].
     pub fn score(&mut self, seq: SeqId, base: &Logits, cands: &[Vec<LlamaToken>]) -> Result<Vec<Vec<f32>>> {
-        Ok(self.score_after(seq, base, &[], cands)?.1)
+        Ok(self.score_after(seq, Some(base), &[], cands)?.1)
     }
 
     /// Append `prefix` to `seq` and score candidate continuations after it, in as few batches
     /// as possible: the prefix and the candidates go into one batch, the candidates on scratch
     /// sequences that share `seq`'s cache, and tokens that candidates share (a common head,
     /// `450,` and `450}`) are evaluated once, as a tree. Returns the scores after the prefix
-    /// (`base` when it is empty) and each candidate's per-token log-probabilities.
+    /// (`base` when it is empty) and each candidate's per-token log-probabilities. `base` is
+    /// needed only when there is no prefix.
     pub fn score_after(
         &mut self,
         seq: SeqId,
-        base: &Logits,
+        base: Option<&Logits>,
         prefix: &[LlamaToken],
         cands: &[Vec<LlamaToken>],
     ) -> Result<(Logits, Vec<Vec<f32>>)> {
@@ -339,13 +340,18 @@ impl<'m> Session<'m> {
             });
         }
         let cap = self.batch_capacity();
-        let mut base = base.clone();
         let mut prefix = prefix;
-        if prefix.len() + 1 >= cap {
+        let mut base = if prefix.len() + 1 >= cap {
             self.extend(seq, prefix)?;
-            base = self.last_logits()?;
             prefix = &[];
-        }
+            self.last_logits()?
+        } else if prefix.is_empty() {
+            base.cloned()
+                .ok_or_else(|| ModelError::Inference("no scores to continue from".into()))?
+        } else {
+            // Replaced by the scores after the prefix, evaluated with the first batch.
+            Logits::new(Vec::new())
+        };
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); cands.len()];
         // Candidates of one token are scored by the base alone.
         let mut todo: Vec<usize> = (0..cands.len()).filter(|&c| cands[c].len() > 1).collect();
