@@ -106,11 +106,39 @@ impl<'a, 'm> Cursor<'a, 'm> {
         let cut = consumed.min(alt.len());
         if alt.is_char_boundary(cut) {
             self.text.push_str(&alt[..cut]);
-            self.force(&alt[cut..]);
+            self.write_scored(best, &alt[cut..])?;
         } else {
             self.force(alt);
         }
         Ok(Choice { best, ..ch })
+    }
+
+    /// Write `text`, which candidate `cand` of the session's last scoring batch began with:
+    /// the tokens evaluated there join the sequence as they are, the rest is forced.
+    pub fn write_scored(&mut self, cand: usize, text: &str) -> Result<()> {
+        if !self.pending.is_empty() {
+            self.force(text);
+            return Ok(());
+        }
+        let Some((n, logits)) = self.s.adopt(self.seq, cand)? else {
+            self.force(text);
+            return Ok(());
+        };
+        let len = self.s.len(self.seq) - n;
+        let bytes: Vec<u8> = self.s.tokens(self.seq)[len..]
+            .iter()
+            .flat_map(|&t| self.s.m.piece(t).to_vec())
+            .collect();
+        if text.as_bytes().starts_with(&bytes) && text.is_char_boundary(bytes.len()) {
+            self.text.push_str(&text[..bytes.len()]);
+            self.logits = Some(logits);
+            self.force(&text[bytes.len()..]);
+        } else {
+            // Not the text's own tokens: take them back.
+            self.s.truncate(self.seq, len)?;
+            self.force(text);
+        }
+        Ok(())
     }
 
     /// Score alternatives without writing any of them. Forced text evaluated on the way is

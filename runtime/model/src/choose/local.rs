@@ -242,7 +242,7 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
         return Ok(Decision::none(usage, trace));
     }
     let tool = &tools[best];
-    cur.force(&alts[best]);
+    cur.write_scored(best + 2, &alts[best])?;
     cur.force("{");
     let ps = props(&tool.parameters);
     let mut dec = ArgDecoder::new(&question, &opts.args);

@@ -93,6 +93,20 @@ pub struct Session<'m> {
     last_idx: Option<i32>,
     /// Counts and timings since the last [`Session::take_usage`].
     usage: Usage,
+    /// The last scoring batch, kept until the next one so the chosen candidate can join
+    /// its sequence without being evaluated again ([`Session::adopt`]).
+    kept: Option<Kept>,
+}
+
+/// Candidates of the last scoring batch, still in their scratch sequences.
+struct Kept {
+    seq: SeqId,
+    /// Length of `seq` the candidates continue.
+    len: usize,
+    /// (candidate, scratch sequence, its evaluated tokens, index of its last node).
+    cands: Vec<(usize, SeqId, Vec<LlamaToken>, usize)>,
+    /// Scores after each node of the tree, where computed.
+    logits: Vec<Option<Logits>>,
 }
 
 /// Sequence id of a cached prompt.
@@ -119,6 +133,7 @@ impl<'m> Session<'m> {
             clock: 0,
             last_idx: None,
             usage: Usage::default(),
+            kept: None,
         }
     }
 
@@ -219,6 +234,7 @@ impl<'m> Session<'m> {
 
     /// Forget every cached prompt.
     pub fn clear(&mut self) {
+        self.kept = None;
         self.ctx.clear_kv_cache();
         for s in &mut self.slots {
             s.tokens.clear();
@@ -280,6 +296,7 @@ impl<'m> Session<'m> {
             Ok(()) => Ok(()),
             Err(DecodeError::NoKvCacheSlot) => {
                 // The cache is full of other prompts: drop them and try once more.
+                self.release_kept();
                 for i in 0..self.slots.len() {
                     let seq = i as SeqId;
                     if Some(seq) != keep && !self.slots[i].tokens.is_empty() {
@@ -331,6 +348,7 @@ impl<'m> Session<'m> {
         prefix: &[LlamaToken],
         cands: &[Vec<LlamaToken>],
     ) -> Result<(Logits, Vec<Vec<f32>>)> {
+        self.release_kept();
         let longest = cands.iter().map(Vec::len).max().unwrap_or(0);
         let end = self.len(seq) + prefix.len() + longest;
         if end >= self.n_ctx {
@@ -391,8 +409,10 @@ impl<'m> Session<'m> {
                     prefix = &[];
                 }
                 let mut cache: Vec<Option<Logits>> = vec![None; tree.nodes.len()];
-                for &(c, _) in &group {
-                    let path = tree.path(&cands[c][..cands[c].len() - 1]);
+                let mut kept = Vec::new();
+                for &(c, s) in &group {
+                    let need = &cands[c][..cands[c].len() - 1];
+                    let path = tree.path(need);
                     let mut lps = vec![base.logprob(cands[c][0])];
                     for (j, &n) in path.iter().enumerate() {
                         let lg = cache[n]
@@ -400,12 +420,30 @@ impl<'m> Session<'m> {
                         lps.push(lg.logprob(cands[c][j + 1]));
                     }
                     out[c] = lps;
+                    if let Some(&last) = path.last() {
+                        kept.push((c, s, need.to_vec(), last));
+                    }
                 }
-                Ok(())
+                Ok((kept, cache))
             });
-            for &(_, s) in &group {
-                let _ = self.ctx.clear_kv_cache_seq(Some(s as u32), None, None);
-            }
+            let got = match got {
+                // The last batch stays until the next one, for `adopt`.
+                Ok((cands, logits)) if todo.is_empty() => {
+                    self.kept = Some(Kept {
+                        seq,
+                        len: self.len(seq),
+                        cands,
+                        logits,
+                    });
+                    Ok(())
+                }
+                other => {
+                    for &(_, s) in &group {
+                        let _ = self.ctx.clear_kv_cache_seq(Some(s as u32), None, None);
+                    }
+                    other.map(|_| ())
+                }
+            };
             self.usage.decode_ms += t0.elapsed().as_secs_f64() * 1e3;
             got?;
         }
@@ -415,6 +453,46 @@ impl<'m> Session<'m> {
             }
         }
         Ok((base, out))
+    }
+
+    /// Make candidate `cand` of the last [`Session::score_after`] on `seq` part of `seq`, as
+    /// far as it was evaluated (all but its last token), without evaluating it again.
+    /// Returns how many tokens joined and the scores after them; `None` when the batch is
+    /// gone or `seq` changed since.
+    pub fn adopt(&mut self, seq: SeqId, cand: usize) -> Result<Option<(usize, Logits)>> {
+        let Some(mut k) = self.kept.take() else {
+            return Ok(None);
+        };
+        let found = k.cands.iter().position(|e| e.0 == cand);
+        let r = match found {
+            Some(i) if k.seq == seq && self.len(seq) == k.len => {
+                let (_, s, tokens, last) = &k.cands[i];
+                let end = k.len + tokens.len();
+                match k.logits.get_mut(*last).and_then(Option::take) {
+                    Some(lg) => {
+                        self.ctx
+                            .copy_kv_cache_seq(*s, seq, Some(k.len as u32), Some(end as u32))
+                            .map_err(|e| ModelError::Inference(e.to_string()))?;
+                        self.slot_mut(seq)?.tokens.extend_from_slice(tokens);
+                        Some((tokens.len(), lg))
+                    }
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        self.kept = Some(k);
+        self.release_kept();
+        Ok(r)
+    }
+
+    /// Free the scratch sequences of the last scoring batch.
+    fn release_kept(&mut self) {
+        if let Some(k) = self.kept.take() {
+            for (_, s, _, _) in &k.cands {
+                let _ = self.ctx.clear_kv_cache_seq(Some(*s as u32), None, None);
+            }
+        }
     }
 
     /// One batch: the first `p` tokens of `prefix` on `seq` and every scratch sequence of
