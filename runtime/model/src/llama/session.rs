@@ -253,6 +253,8 @@ impl<'m> Session<'m> {
 
     /// [`Session::extend`] without counting the time (the caller does).
     pub(crate) fn eval(&mut self, seq: SeqId, tokens: &[LlamaToken]) -> Result<()> {
+        // Scratch cells left beside the prompt change how it is evaluated (slightly): free them.
+        self.release_kept();
         if tokens.is_empty() {
             return Ok(());
         }
