@@ -34,16 +34,11 @@ fn arg_sig(p: &Prop) -> String {
 }
 
 /// System text describing the tools in the compact form tiny models read best, with the
-/// call syntax the chooser forces. The instructions come first, so every request shares
-/// them as a cached prefix whatever its tools.
+/// call syntax the chooser forces. The instructions come after the list: put first, they
+/// would be a prefix cached across requests (a third less prefill for Qwen2.5-Coder), but
+/// on BFCL tuning items Qwen then called less often when it should (multiple 69% -> 62%).
 pub fn tools_text(tools: &[ToolDef], call: &CallSyntax) -> String {
-    let example = call.render("<function name>", &json!({"<argument>": "<value>"}));
-    let none = call.render(NONE, &json!({}));
-    let mut s = format!(
-        "You are a helpful assistant. To call a function, reply with only {}. If none of the functions fits the request, reply with {}.\nYou can call these functions:\n",
-        example.trim(),
-        none.trim()
-    );
+    let mut s = String::from("You are a helpful assistant. You can call these functions:\n");
     for t in tools {
         s.push_str("- ");
         s.push_str(&signature(t));
@@ -54,7 +49,13 @@ pub fn tools_text(tools: &[ToolDef], call: &CallSyntax) -> String {
             }
         }
     }
-    s.truncate(s.trim_end().len());
+    let example = call.render("<function name>", &json!({"<argument>": "<value>"}));
+    let none = call.render(NONE, &json!({}));
+    s.push_str(&format!(
+        "To call a function, reply with only {}. If none of the functions fits the request, reply with {}.",
+        example.trim(),
+        none.trim()
+    ));
     s
 }
 
