@@ -1,23 +1,18 @@
-//! The route most frameworks take with small local models: the tools as JSON in the system
-//! prompt, free generation, and the first JSON object of the answer parsed as the call.
-//! Kept for side-by-side comparison (`--strategy naive`).
+//! The route most frameworks take with small local models: the tools handed to the chat
+//! template (its own tool section, or JSON in the system prompt where it has none), free
+//! generation, and the first call (or JSON object) of the answer parsed as the call. Kept for
+//! side-by-side comparison (`--strategy naive`).
 
 use serde_json::Value;
 
 use super::{ChooseRequest, Decision};
-use crate::chat::{ChatModel, ChatRequest, Message, Role, ToolCall};
+use crate::chat::{ChatModel, ChatRequest, ToolCall};
 use crate::error::Result;
-use crate::template::default_tools_text;
 
 /// Ask for a call in free text and parse the first JSON object of the answer.
 pub async fn choose<M: ChatModel + ?Sized>(model: &M, req: ChooseRequest) -> Result<Decision> {
-    let mut messages = req.messages.clone();
-    let text = default_tools_text(&req.tools);
-    match messages.first_mut() {
-        Some(m) if m.role == Role::System => m.content = format!("{}\n\n{text}", m.content),
-        _ => messages.insert(0, Message::system(text)),
-    }
-    let mut chat = ChatRequest::new(messages);
+    let mut chat = ChatRequest::new(req.messages.clone());
+    chat.tools = req.tools.clone();
     chat.max_tokens = 256;
     // Generation stops once the first call is complete: only that one is used, so the
     // result is the same as generating to the end, only faster (which flatters this route).
@@ -35,7 +30,7 @@ pub async fn choose<M: ChatModel + ?Sized>(model: &M, req: ChooseRequest) -> Res
     if req.cancel.is_cancelled() {
         return Err(crate::error::ModelError::Cancelled);
     }
-    let call = first_call(&resp.content);
+    let call = resp.tool_calls.first().cloned().or_else(|| first_call(&resp.content));
     Ok(Decision {
         text: if call.is_none() {
             Some(resp.content.clone())
