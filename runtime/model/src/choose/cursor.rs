@@ -125,10 +125,7 @@ impl<'a, 'm> Cursor<'a, 'm> {
             return Ok(());
         };
         let len = self.s.len(self.seq) - n;
-        let bytes: Vec<u8> = self.s.tokens(self.seq)[len..]
-            .iter()
-            .flat_map(|&t| self.s.m.piece(t).to_vec())
-            .collect();
+        let bytes = self.s.m.bytes(&self.s.tokens(self.seq)[len..]);
         if text.as_bytes().starts_with(&bytes) && text.is_char_boundary(bytes.len()) {
             self.text.push_str(&text[..bytes.len()]);
             self.logits = Some(logits);
@@ -206,10 +203,7 @@ impl<'a, 'm> Cursor<'a, 'm> {
         if common >= min_len {
             common = min_len.saturating_sub(1);
         }
-        let shared: Vec<u8> = full[0][..common]
-            .iter()
-            .flat_map(|&t| self.s.m.piece(t).to_vec())
-            .collect();
+        let shared = self.s.m.bytes(&full[0][..common]);
         let mut consumed = 0;
         let mut prefix: &[LlamaToken] = &[];
         let tails: Vec<Vec<LlamaToken>> =

@@ -196,6 +196,11 @@ impl LoadedModel {
             .unwrap_or(&[])
     }
 
+    /// The text bytes of `tokens`, in order.
+    pub fn bytes(&self, tokens: &[LlamaToken]) -> Vec<u8> {
+        tokens.iter().flat_map(|&t| self.piece(t).iter().copied()).collect()
+    }
+
     /// Whether the token ends a turn.
     pub fn is_eog(&self, t: LlamaToken) -> bool {
         usize::try_from(t.0)

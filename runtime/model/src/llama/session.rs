@@ -105,7 +105,7 @@ struct Kept {
     len: usize,
     /// (candidate, scratch sequence, its evaluated tokens, index of its last node).
     cands: Vec<(usize, SeqId, Vec<LlamaToken>, usize)>,
-    /// Scores after each node of the tree, where computed.
+    /// Scores after each candidate's last node (`None` elsewhere).
     logits: Vec<Option<Logits>>,
 }
 
@@ -424,6 +424,12 @@ impl<'m> Session<'m> {
                     out[c] = lps;
                     if let Some(&last) = path.last() {
                         kept.push((c, s, need.to_vec(), last));
+                    }
+                }
+                // Only the scores after each candidate's last evaluated token are kept.
+                for (i, lg) in cache.iter_mut().enumerate() {
+                    if !kept.iter().any(|e: &(usize, SeqId, Vec<LlamaToken>, usize)| e.3 == i) {
+                        *lg = None;
                     }
                 }
                 Ok((kept, cache))
