@@ -24,7 +24,7 @@ pub use chat::{
     Capabilities, ChatModel, ChatRequest, ChatResponse, FinishReason, Message, ResponseFormat, Role, TokenSink,
     ToolCall, ToolDef, Usage,
 };
-pub use choose::{ChooseOptions, ChooseRequest, Decision, Strategy, ToolChooser, ToolPrompt};
+pub use choose::{ArgMode, ChooseOptions, ChooseRequest, Decision, Strategy, ToolChooser, ToolPrompt};
 pub use error::{ModelError, Result};
 pub use llama::{LocalModel, LocalOptions};
 pub use openai::{OpenAiConfig, OpenAiModel};

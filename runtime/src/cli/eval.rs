@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use serde_json::json;
 use stepwise_model::bfcl::{self, Answer, Verdict};
-use stepwise_model::{ChatModel, Strategy, ToolCall, ToolChooser, ToolPrompt};
+use stepwise_model::{ArgMode, ChatModel, Strategy, ToolCall, ToolChooser, ToolPrompt};
 
 use super::models::ModelArgs;
 
@@ -49,6 +49,10 @@ pub struct BfclArgs {
     /// or `native` (the chat template's own tool section, where it has one).
     #[arg(long, default_value = "compact")]
     pub tool_prompt: ToolPrompt,
+    /// Who writes argument values: `decode` (the per-type decoder), `generate` (the model,
+    /// under a grammar from the schema) or `auto` (generate for models trained on tool calls).
+    #[arg(long, default_value = "auto")]
+    pub arg_values: ArgMode,
     /// Where to write predictions, one JSON line per item.
     #[arg(long, required_unless_present = "score")]
     pub out: Option<PathBuf>,
@@ -358,6 +362,7 @@ pub async fn eval(c: EvalCommand) -> anyhow::Result<ExitCode> {
     let mut chooser = ToolChooser::new(Arc::new(model));
     chooser.options.strategy = a.strategy;
     chooser.options.prompt = a.tool_prompt;
+    chooser.options.args.mode = a.arg_values;
     chooser.options.allow_none = !a.always_call;
     let mut out = std::io::BufWriter::new(
         std::fs::File::create(out_path).with_context(|| format!("creating {}", out_path.display()))?,

@@ -15,9 +15,42 @@ use crate::error::Result;
 use crate::llama::Logits;
 use crate::template::py_json;
 
+/// Who writes argument values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArgMode {
+    /// `generate` for models whose chat template has a tool section (trained on tool
+    /// calls), `decode` for the others.
+    #[default]
+    Auto,
+    /// The per-type decoder: structure forced, values chosen among the request's numbers
+    /// and spans or decoded under a copy bias.
+    Decode,
+    /// The model writes the arguments object itself under a grammar from the schema.
+    Generate,
+}
+
+impl std::str::FromStr for ArgMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(ArgMode::Auto),
+            "decode" => Ok(ArgMode::Decode),
+            "generate" => Ok(ArgMode::Generate),
+            other => Err(format!(
+                "unknown argument mode `{other}` (use `auto`, `decode` or `generate`)"
+            )),
+        }
+    }
+}
+
 /// Knobs of the argument decoder.
 #[derive(Debug, Clone)]
 pub struct ArgOptions {
+    /// Who writes the values.
+    pub mode: ArgMode,
+    /// Most tokens of a generated arguments object.
+    pub max_generated_tokens: usize,
     /// Log-probability penalty for a string token that does not continue a span of the
     /// user's text (0 = free text, large = copy only).
     pub copy_penalty: f32,
@@ -37,6 +70,8 @@ pub struct ArgOptions {
 impl Default for ArgOptions {
     fn default() -> Self {
         ArgOptions {
+            mode: ArgMode::Auto,
+            max_generated_tokens: 160,
             copy_penalty: 4.0,
             max_string_tokens: 24,
             max_items: 12,
@@ -175,7 +210,18 @@ impl<'o> ArgDecoder<'o> {
             }
             Ty::Enum(vals) => {
                 let alts: Vec<String> = vals.iter().map(|v| format!("{lead}{}", py_json(v))).collect();
-                let ch = cur.choose(&alts, None)?;
+                // A choice the request mentions ("in detail" of `detailed`) is likelier meant.
+                let bonus: Vec<f32> = vals
+                    .iter()
+                    .map(|v| {
+                        if self.mentions_any(std::slice::from_ref(v)) {
+                            self.opts.reuse_penalty
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                let ch = cur.choose(&alts, Some(&bonus))?;
                 Ok(vals[ch.best].clone())
             }
             Ty::Integer | Ty::Number => self.number(cur, matches!(ty, Ty::Integer), lead, terms),
@@ -469,6 +515,35 @@ impl<'o> ArgDecoder<'o> {
         })
     }
 
+    /// Whether the request gives grounds for `v`: a number it wrote (in any of its forms),
+    /// a string sharing a word with it, an array with such an item.
+    pub(crate) fn grounded(&self, v: &Value) -> bool {
+        match v {
+            Value::Number(n) => n.as_f64().is_some_and(|x| {
+                self.numbers
+                    .iter()
+                    .any(|f| (f.value - x).abs() <= 1e-9 * x.abs().max(1.0))
+            }),
+            Value::String(s) => {
+                let words: Vec<&str> = self
+                    .source_lower
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                s.to_lowercase()
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| w.chars().count() >= 2)
+                    .any(|w| {
+                        let stem: String = w.chars().take(5).collect();
+                        words.iter().any(|r| r.starts_with(&stem))
+                    })
+            }
+            Value::Array(items) => items.iter().any(|i| self.grounded(i)),
+            Value::Object(m) => m.values().any(|i| self.grounded(i)),
+            Value::Bool(_) | Value::Null => false,
+        }
+    }
+
     /// Whether the request holds a name (span with letters) no argument has taken yet.
     fn unused_name(&self) -> bool {
         self.spans
@@ -510,7 +585,7 @@ impl<'o> ArgDecoder<'o> {
 
     /// Whether the request names an optional property: one of the words of its name (of four
     /// letters or more, not a generic one) starts a word of the request.
-    fn named_in_request(&self, name: &str) -> bool {
+    pub(crate) fn named_in_request(&self, name: &str) -> bool {
         let words = name_words(name);
         let req: Vec<&str> = self
             .source_lower

@@ -4,10 +4,10 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::args::ArgDecoder;
+use super::args::{ArgDecoder, ArgMode};
 use super::cursor::Cursor;
 use super::schema::{Prop, Ty, props};
-use super::{ChooseOptions, ChooseRequest, Decision, ToolPrompt, lexical};
+use super::{ChooseOptions, ChooseRequest, Decision, ToolPrompt, free, lexical};
 use crate::chat::{Message, Role, ToolCall, ToolDef};
 use crate::error::{ModelError, Result};
 use crate::llama::{Logits, SeqId, Session};
@@ -244,16 +244,52 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
     }
     let tool = &tools[best];
     cur.write_scored(best + 2, &alts[best])?;
-    cur.force("{");
-    let ps = props(&tool.parameters);
-    let mut dec = ArgDecoder::new(&question, &opts.args);
-    let args = if ps.is_empty() && !matches!(Ty::of(&tool.parameters), Ty::Object(_)) {
-        cur.force("}");
-        Value::Object(Default::default())
-    } else {
-        Value::Object(dec.object(&mut cur, &ps)?)
+    let generate = match opts.args.mode {
+        ArgMode::Auto => informed,
+        ArgMode::Decode => false,
+        ArgMode::Generate => true,
     };
-    trace.append(&mut dec.trace);
+    let mut generated = None;
+    if generate {
+        let mark = cur.mark();
+        match free::arguments(&mut cur, &tool.parameters, opts.args.max_generated_tokens) {
+            Ok(Some(mut v)) if super::validate_args(&tool.parameters, &v).is_ok() => {
+                trace.push(format!("arguments generated: {v}"));
+                let before = v.clone();
+                let ps = props(&tool.parameters);
+                trace.extend(free::reconcile_numbers(&mut v, &ps, &question));
+                trace.extend(free::drop_ungrounded(&mut v, &ps, &question));
+                if super::validate_args(&tool.parameters, &v).is_err() {
+                    v = before;
+                }
+                generated = Some(v);
+            }
+            Ok(v) => {
+                trace.push(format!("generated arguments unusable ({v:?}): decoding instead"));
+                cur.rollback(mark)?;
+            }
+            Err(e) => {
+                trace.push(format!("no grammar for the arguments ({e}): decoding instead"));
+                cur.rollback(mark)?;
+            }
+        }
+    }
+    let args = match generated {
+        Some(v) => v,
+        None => {
+            cur.force("{");
+            let ps = props(&tool.parameters);
+            let mut dec = ArgDecoder::new(&question, &opts.args);
+            let args = if ps.is_empty() && !matches!(Ty::of(&tool.parameters), Ty::Object(_)) {
+                cur.force("}");
+                Value::Object(Default::default())
+            } else {
+                Value::Object(dec.object(&mut cur, &ps)?)
+            };
+            trace.append(&mut dec.trace);
+            args
+        }
+    };
     let usage = cur.s.take_usage();
     trace.push(format!("decided in {:.0} ms", t0.elapsed().as_secs_f64() * 1e3));
     Ok(Decision {

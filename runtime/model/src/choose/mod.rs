@@ -9,6 +9,7 @@
 
 pub mod args;
 pub mod cursor;
+pub mod free;
 pub mod lexical;
 pub mod local;
 pub mod naive;
@@ -25,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::chat::{ChatModel, Message, ToolCall, ToolDef, Usage};
 use crate::error::{ModelError, Result};
 
-pub use args::ArgOptions;
+pub use args::{ArgMode, ArgOptions};
 
 /// How the chooser works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]

@@ -26,6 +26,7 @@ use crate::error::{ModelError, Result};
 use crate::template::ChatTemplate;
 
 pub mod bare;
+pub(crate) use generate::schema_grammar;
 pub use session::{Logits, SeqId, Session};
 pub use worker::Worker;
 
