@@ -8,8 +8,8 @@ use std::sync::{Arc, OnceLock};
 use serde_json::json;
 use stepwise_model::llama::physical_cores;
 use stepwise_model::{
-    ChatModel, ChatRequest, FinishReason, LocalModel, LocalOptions, Message, ModelRef, ResponseFormat, ToolChooser,
-    ToolDef,
+    ArgMode, ChatModel, ChatRequest, FinishReason, LocalModel, LocalOptions, Message, ModelRef, ResponseFormat,
+    ToolChooser, ToolDef,
 };
 
 /// The tests share one loaded model and its cache slots; run them one at a time so one test's
@@ -144,6 +144,53 @@ async fn chooser_calls_an_offered_tool_with_schema_valid_arguments() {
     let call = d.call.expect("a call");
     assert_eq!(call.name, "math.factorial");
     assert_eq!(call.arguments, json!({"n": 7}));
+}
+
+/// Arguments the model writes itself (the route for models trained on tool calls, forced
+/// here on the default model): valid against the schema by construction, a percentage the
+/// request wrote goes to a rate as a fraction, and an optional argument the request says
+/// nothing about is left out.
+#[tokio::test]
+async fn generated_arguments_follow_the_schema_and_the_request() {
+    let _serial = SERIAL.lock().await;
+    let tools = vec![ToolDef {
+        name: "loan.payment".into(),
+        description: "Monthly payment of a loan.".into(),
+        parameters: json!({"type": "object", "properties": {
+            "principal": {"type": "number", "description": "Amount borrowed"},
+            "annual_rate": {"type": "number", "description": "Annual interest rate"},
+            "years": {"type": "integer", "description": "Term in years"},
+            "currency": {"type": "string", "description": "Currency code"}},
+            "required": ["principal", "annual_rate", "years"]}),
+    }];
+    let mut chooser = ToolChooser::new(Arc::new(model()));
+    chooser.options.args.mode = ArgMode::Generate;
+    let d = chooser
+        .choose(
+            &[Message::user(
+                "What is the monthly payment on a loan of 20000 at 5% for 10 years?",
+            )],
+            &tools,
+        )
+        .await
+        .unwrap();
+    let call = d.call.expect("a call");
+    assert_eq!(call.name, "loan.payment");
+    assert!(
+        d.trace.iter().any(|t| t.starts_with("arguments generated")),
+        "{:?}",
+        d.trace
+    );
+    stepwise_model::choose::validate_args(&tools[0].parameters, &call.arguments).unwrap();
+    let args = call.arguments.as_object().unwrap();
+    assert!(
+        args.contains_key("principal") && args.contains_key("years"),
+        "{}",
+        call.arguments
+    );
+    // Whatever the model wrote for the rate, 5 from "5%" is not a rate: 0.05 is.
+    assert_ne!(args["annual_rate"].as_f64(), Some(5.0), "{:?}", d.trace);
+    assert!(!args.contains_key("currency"), "{:?}", d.trace);
 }
 
 /// Candidates that share tokens are evaluated once, as a tree, in the same batch as the

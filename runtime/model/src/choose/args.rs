@@ -442,13 +442,15 @@ impl<'o> ArgDecoder<'o> {
         // A value cut out of a longer mention is the mention ("AL2562" of "2022/AL2562").
         let free_l = free.to_lowercase();
         // And a mention is written as the user wrote it.
-        let free =
-            match self.spans.iter().find(|sp| {
-                !free_l.is_empty() && sp.text.len() >= free.len() && sp.text.to_lowercase().contains(&free_l)
-            }) {
-                Some(sp) => sp.text.clone(),
-                None => free,
-            };
+        let free = match self
+            .spans
+            .iter()
+            .filter(|sp| !free_l.is_empty() && sp.text.len() >= free.len() && sp.text.to_lowercase().contains(&free_l))
+            .max_by_key(|sp| sp.text.len())
+        {
+            Some(sp) => sp.text.clone(),
+            None => free,
+        };
         let mut options = vec![free.clone()];
         for sp in &self.spans {
             if !options.iter().any(|o| o.eq_ignore_ascii_case(&sp.text)) {
@@ -552,7 +554,7 @@ impl<'o> ArgDecoder<'o> {
     }
 
     /// Whether the request says no to something ("without", "don't", "exclude", …).
-    fn negated(&self) -> bool {
+    pub(crate) fn negated(&self) -> bool {
         const NO: &[&str] = &[
             "not",
             "no",

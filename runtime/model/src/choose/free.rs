@@ -139,6 +139,25 @@ pub fn drop_ungrounded(args: &mut Value, props: &[Prop], source: &str) -> Vec<St
     notes
 }
 
+/// Flags the request names, set (as the per-type decoder does): "the population and
+/// species of turtles" wants `species: true`, unless the request says no to something.
+pub fn set_named_flags(args: &mut Value, props: &[Prop], source: &str) -> Vec<String> {
+    let opts = ArgOptions::default();
+    let dec = ArgDecoder::new(source, &opts);
+    let mut notes = Vec::new();
+    let Value::Object(map) = args else { return notes };
+    if dec.negated() {
+        return notes;
+    }
+    for p in props.iter().filter(|p| matches!(p.ty, Ty::Boolean)) {
+        if map.get(&p.name) == Some(&Value::Bool(false)) && dec.named_in_request(&p.name) {
+            notes.push(format!("{}: false -> true (the request names it)", p.name));
+            map.insert(p.name.clone(), Value::Bool(true));
+        }
+    }
+    notes
+}
+
 /// The number the user meant by `v`, when it differs from `v`.
 fn user_number(v: f64, found: &[values::Found], wants_percent: bool) -> Option<f64> {
     use values::Written;
@@ -202,6 +221,15 @@ mod tests {
         // Required arguments are never dropped; `include_owner` is named, 5 was written.
         assert_eq!(args, json!({"company": "Tesla", "include_owner": true, "days": 5}));
         assert_eq!(notes.len(), 2);
+        let props = vec![opt("species", Ty::Boolean), opt("include_owner", Ty::Boolean)];
+        let mut args = json!({"species": false, "include_owner": false});
+        assert_eq!(
+            set_named_flags(&mut args, &props, "The population and species of turtles.").len(),
+            1
+        );
+        assert_eq!(args, json!({"species": true, "include_owner": false}));
+        let mut args = json!({"species": false});
+        assert!(set_named_flags(&mut args, &props, "Population, not species.").is_empty());
     }
 
     #[test]

@@ -259,6 +259,7 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
                 let ps = props(&tool.parameters);
                 trace.extend(free::reconcile_numbers(&mut v, &ps, &question));
                 trace.extend(free::drop_ungrounded(&mut v, &ps, &question));
+                trace.extend(free::set_named_flags(&mut v, &ps, &question));
                 if super::validate_args(&tool.parameters, &v).is_err() {
                     v = before;
                 }

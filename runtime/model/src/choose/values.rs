@@ -91,7 +91,15 @@ pub fn numbers(text: &str) -> Vec<Found> {
             Some("billion") => 1e9,
             _ => 1.0,
         };
-        // "5 million" is 5000000; "40%" may be meant as 40 or as 0.4.
+        // "5 million" is 5000000; "40%" may be meant as 40 or as 0.4; "300K" may be
+        // thousands or kelvins: both readings are offered.
+        if scale == 1e3 && unit.as_deref() == Some("k") {
+            out.push(Found {
+                value: v,
+                at: m.start(),
+                written: Written::Plain,
+            });
+        }
         let percent = matches!(unit.as_deref(), Some("%" | "percent"));
         out.push(Found {
             value: v * scale,
@@ -428,6 +436,7 @@ mod tests {
         assert_eq!(vals("213 million people"), vec![213e6]);
         assert_eq!(vals("contributing 40% of it"), vec![40.0, 0.4]);
         assert_eq!(vals("for five years, 1,500 miles"), vec![5.0, 1500.0]);
+        assert_eq!(vals("from 300K, a $5k budget"), vec![300.0, 300e3, 5.0, 5e3]);
         assert_eq!(vals("version v2 of someone"), Vec::<f64>::new());
     }
 
