@@ -269,10 +269,12 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
                 trace.push(format!("generated arguments unusable ({v:?}): decoding instead"));
                 cur.rollback(mark)?;
             }
-            Err(e) => {
+            Err(e @ ModelError::Grammar(_)) => {
                 trace.push(format!("no grammar for the arguments ({e}): decoding instead"));
                 cur.rollback(mark)?;
             }
+            // Cancellation, a full context, a failed decode: not a matter of the grammar.
+            Err(e) => return Err(e),
         }
     }
     let args = match generated {
