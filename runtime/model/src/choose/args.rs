@@ -517,6 +517,11 @@ impl<'o> ArgDecoder<'o> {
         })
     }
 
+    /// Every number the request wrote, in each of its readings.
+    pub(crate) fn numbers_found(&self) -> &[values::Found] {
+        &self.numbers
+    }
+
     /// Whether the request gives grounds for `v`: a number it wrote (in any of its forms),
     /// a string sharing a word with it, an array with such an item.
     pub(crate) fn grounded(&self, v: &Value) -> bool {

@@ -85,12 +85,23 @@ fn argmax(arr: &LlamaTokenDataArray) -> Option<LlamaToken> {
         .map(LlamaTokenData::id)
 }
 
+/// The model's arguments, checked against the request in one pass over one reading of it:
+/// numbers as the request wrote them, optional arguments it says nothing about dropped,
+/// flags it names set. Returns one line per change, for the trace.
+pub fn tidy(args: &mut Value, props: &[Prop], source: &str, opts: &ArgOptions) -> Vec<String> {
+    let dec = ArgDecoder::new(source, opts);
+    let mut notes = reconcile_numbers(args, props, &dec);
+    notes.extend(drop_ungrounded(args, props, &dec));
+    notes.extend(set_named_flags(args, props, &dec));
+    notes
+}
+
 /// Numbers the model wrote, made to agree with how the user wrote them: a percentage goes
 /// to a fractional parameter as a fraction (10% → 0.1) unless the parameter says it takes a
 /// percentage, and a number whose digits the user wrote at another scale ("50 million"
 /// written 500000000) is the user's. Returns one line per change, for the trace.
-pub fn reconcile_numbers(args: &mut Value, props: &[Prop], source: &str) -> Vec<String> {
-    let found = values::numbers(source);
+fn reconcile_numbers(args: &mut Value, props: &[Prop], dec: &ArgDecoder<'_>) -> Vec<String> {
+    let found = dec.numbers_found();
     let mut notes = Vec::new();
     let Value::Object(map) = args else { return notes };
     for p in props {
@@ -103,7 +114,7 @@ pub fn reconcile_numbers(args: &mut Value, props: &[Prop], source: &str) -> Vec<
             continue;
         };
         let about = format!("{} {}", p.name, p.description).to_lowercase();
-        let Some(w) = user_number(v, &found, integer || about.contains("percent")) else {
+        let Some(w) = user_number(v, found, integer || about.contains("percent")) else {
             continue;
         };
         let new = if integer && w.fract() == 0.0 {
@@ -123,9 +134,7 @@ pub fn reconcile_numbers(args: &mut Value, props: &[Prop], source: &str) -> Vec<
 /// small model fills every field it is shown, with made-up values. An optional argument
 /// stays when the request names it, or when its value comes from the request (a number
 /// it wrote, a word it used). Returns one line per dropped argument, for the trace.
-pub fn drop_ungrounded(args: &mut Value, props: &[Prop], source: &str) -> Vec<String> {
-    let opts = ArgOptions::default();
-    let dec = ArgDecoder::new(source, &opts);
+fn drop_ungrounded(args: &mut Value, props: &[Prop], dec: &ArgDecoder<'_>) -> Vec<String> {
     let mut notes = Vec::new();
     let Value::Object(map) = args else { return notes };
     for p in props.iter().filter(|p| !p.required) {
@@ -141,9 +150,7 @@ pub fn drop_ungrounded(args: &mut Value, props: &[Prop], source: &str) -> Vec<St
 
 /// Flags the request names, set (as the per-type decoder does): "the population and
 /// species of turtles" wants `species: true`, unless the request says no to something.
-pub fn set_named_flags(args: &mut Value, props: &[Prop], source: &str) -> Vec<String> {
-    let opts = ArgOptions::default();
-    let dec = ArgDecoder::new(source, &opts);
+fn set_named_flags(args: &mut Value, props: &[Prop], dec: &ArgDecoder<'_>) -> Vec<String> {
     let mut notes = Vec::new();
     let Value::Object(map) = args else { return notes };
     if dec.negated() {
@@ -192,6 +199,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// One reading of `src`, as `tidy` makes it.
+    fn dec(src: &str) -> ArgDecoder<'static> {
+        static OPTS: std::sync::LazyLock<ArgOptions> = std::sync::LazyLock::new(ArgOptions::default);
+        ArgDecoder::new(src, &OPTS)
+    }
+
     fn prop(name: &str, ty: Ty, description: &str) -> Prop {
         Prop {
             name: name.into(),
@@ -217,19 +230,19 @@ mod tests {
         ];
         let src = "Stock price of Apple for the last 5 days, with the owner.";
         let mut args = json!({"company": "Tesla", "exchange": "NYSE", "top_n": 3, "include_owner": true, "days": 5});
-        let notes = drop_ungrounded(&mut args, &props, src);
+        let notes = drop_ungrounded(&mut args, &props, &dec(src));
         // Required arguments are never dropped; `include_owner` is named, 5 was written.
         assert_eq!(args, json!({"company": "Tesla", "include_owner": true, "days": 5}));
         assert_eq!(notes.len(), 2);
         let props = vec![opt("species", Ty::Boolean), opt("include_owner", Ty::Boolean)];
         let mut args = json!({"species": false, "include_owner": false});
         assert_eq!(
-            set_named_flags(&mut args, &props, "The population and species of turtles.").len(),
+            set_named_flags(&mut args, &props, &dec("The population and species of turtles.")).len(),
             1
         );
         assert_eq!(args, json!({"species": true, "include_owner": false}));
         let mut args = json!({"species": false});
-        assert!(set_named_flags(&mut args, &props, "Population, not species.").is_empty());
+        assert!(set_named_flags(&mut args, &props, &dec("Population, not species.")).is_empty());
     }
 
     #[test]
@@ -242,7 +255,7 @@ mod tests {
         ];
         let src = "A payout of 50 million over 5 years at 10% discount and 3% growth.";
         let mut args = json!({"discount_rate": 10, "growth_percent": 0.03, "payout": 500000000, "years": 5});
-        let notes = reconcile_numbers(&mut args, &props, src);
+        let notes = reconcile_numbers(&mut args, &props, &dec(src));
         assert_eq!(
             args,
             json!({"discount_rate": 0.1, "growth_percent": 3.0, "payout": 50000000, "years": 5})
@@ -250,8 +263,8 @@ mod tests {
         assert_eq!(notes.len(), 3);
         // A number the user did not write at any scale is the model's own.
         let mut args = json!({"discount_rate": 0.25, "growth_percent": 7, "payout": 4, "years": 52});
-        assert!(reconcile_numbers(&mut args, &props, "A deck of 52 cards.").is_empty());
+        assert!(reconcile_numbers(&mut args, &props, &dec("A deck of 52 cards.")).is_empty());
         let mut args = json!({"discount_rate": 1, "growth_percent": 1, "payout": 1, "years": 1});
-        assert!(reconcile_numbers(&mut args, &props, "10 rounds of 100").is_empty());
+        assert!(reconcile_numbers(&mut args, &props, &dec("10 rounds of 100")).is_empty());
     }
 }

@@ -256,10 +256,7 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
             Ok(Some(mut v)) if super::validate_args(&tool.parameters, &v).is_ok() => {
                 trace.push(format!("arguments generated: {v}"));
                 let before = v.clone();
-                let ps = props(&tool.parameters);
-                trace.extend(free::reconcile_numbers(&mut v, &ps, &question));
-                trace.extend(free::drop_ungrounded(&mut v, &ps, &question));
-                trace.extend(free::set_named_flags(&mut v, &ps, &question));
+                trace.extend(free::tidy(&mut v, &props(&tool.parameters), &question, &opts.args));
                 if super::validate_args(&tool.parameters, &v).is_err() {
                     v = before;
                 }
