@@ -193,6 +193,52 @@ async fn generated_arguments_follow_the_schema_and_the_request() {
     assert!(!args.contains_key("currency"), "{:?}", d.trace);
 }
 
+/// Guessed tokens checked in the same batch as each generated one make generation cheaper,
+/// never different: the arguments equal those written one token per evaluation, in fewer
+/// evaluations.
+#[tokio::test]
+async fn guessed_tokens_change_the_cost_of_generation_not_its_output() {
+    let _serial = SERIAL.lock().await;
+    let tools = vec![ToolDef {
+        name: "flight.search".into(),
+        description: "Search flights between two airports.".into(),
+        parameters: json!({"type": "object", "properties": {
+            "origin": {"type": "string", "description": "IATA code of the departure airport"},
+            "destination": {"type": "string", "description": "IATA code of the arrival airport"},
+            "passengers": {"type": "integer", "description": "Number of travellers"},
+            "max_price": {"type": "number", "description": "Highest fare in euros"}},
+            "required": ["origin", "destination", "passengers", "max_price"]}),
+    }];
+    let question = "Find flights from LIS to NRT for 3 passengers under 1250 euros.";
+    let model = Arc::new(model());
+    let mut runs = Vec::new();
+    for guess in [0, 8] {
+        let mut chooser = ToolChooser::new(model.clone());
+        chooser.options.args.mode = ArgMode::Generate;
+        chooser.options.args.guess_tokens = guess;
+        let d = chooser.choose(&[Message::user(question)], &tools).await.unwrap();
+        let generated = d
+            .trace
+            .iter()
+            .find(|t| t.starts_with("arguments generated"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no generated arguments: {:?}", d.trace));
+        let evaluations: usize = generated
+            .rsplit_once(" evaluations")
+            .and_then(|(head, _)| head.rsplit_once('(').map(|(_, n)| n.to_string()))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no evaluation count in {generated:?}"));
+        runs.push((d.call.expect("a call"), evaluations));
+    }
+    let ((plain, plain_evals), (guessed, guessed_evals)) = (&runs[0], &runs[1]);
+    assert_eq!(plain, guessed, "guesses changed the arguments");
+    // Four property names of several tokens each: guessing them saves evaluations.
+    assert!(
+        guessed_evals * 3 < plain_evals * 2,
+        "{guessed_evals} evaluations with guesses, {plain_evals} without"
+    );
+}
+
 /// Candidates that share tokens are evaluated once, as a tree, in the same batch as the
 /// text before them: the scores must equal those of each candidate evaluated on its own.
 #[tokio::test]

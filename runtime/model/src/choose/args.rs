@@ -51,6 +51,9 @@ pub struct ArgOptions {
     pub mode: ArgMode,
     /// Most tokens of a generated arguments object.
     pub max_generated_tokens: usize,
+    /// Most guessed tokens checked with each generated one (0: one token per evaluation);
+    /// guesses change the cost of generation, never its output.
+    pub guess_tokens: usize,
     /// Log-probability penalty for a string token that does not continue a span of the
     /// user's text (0 = free text, large = copy only).
     pub copy_penalty: f32,
@@ -72,6 +75,7 @@ impl Default for ArgOptions {
         ArgOptions {
             mode: ArgMode::Auto,
             max_generated_tokens: 160,
+            guess_tokens: 8,
             copy_penalty: 4.0,
             max_string_tokens: 24,
             max_items: 12,

@@ -240,6 +240,36 @@ impl<'a, 'm> Cursor<'a, 'm> {
         Ok(Some(t))
     }
 
+    /// Write `tokens` in one batch (pending text first) and return the scores after each of
+    /// them: a guessed continuation is checked in one pass, then cut back with
+    /// [`Cursor::retract`] where the model would have written something else.
+    pub fn extend_scored(&mut self, tokens: &[LlamaToken]) -> Result<Vec<Logits>> {
+        self.flush()?;
+        let lgs = self.s.extend_scored(self.seq, tokens)?;
+        for &t in tokens {
+            self.text.push_str(&String::from_utf8_lossy(self.s.m.piece(t)));
+        }
+        self.logits = lgs.last().cloned().or(self.logits.take());
+        Ok(lgs)
+    }
+
+    /// Take back the last `n` evaluated tokens; `logits` are the scores after the ones kept.
+    pub fn retract(&mut self, n: usize, logits: Logits) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        let len = self.s.len(self.seq);
+        let from = len.saturating_sub(n);
+        let cut: usize = self.s.tokens(self.seq)[from..]
+            .iter()
+            .map(|&t| String::from_utf8_lossy(self.s.m.piece(t)).len())
+            .sum();
+        self.s.truncate(self.seq, from)?;
+        self.text.truncate(self.text.len().saturating_sub(cut));
+        self.logits = Some(logits);
+        Ok(())
+    }
+
     /// The pending (not yet evaluated) text.
     pub fn pending(&self) -> &str {
         &self.pending

@@ -252,9 +252,11 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
     let mut generated = None;
     if generate {
         let mark = cur.mark();
-        match free::arguments(&mut cur, &tool.parameters, opts.args.max_generated_tokens) {
+        let mut stats = free::GenStats::default();
+        let got = free::arguments(&mut cur, &tool.parameters, &question, &opts.args, &mut stats);
+        match got {
             Ok(Some(mut v)) if super::validate_args(&tool.parameters, &v).is_ok() => {
-                trace.push(format!("arguments generated: {v}"));
+                trace.push(format!("arguments generated: {v} ({stats})"));
                 let before = v.clone();
                 trace.extend(free::tidy(&mut v, &props(&tool.parameters), &question, &opts.args));
                 if super::validate_args(&tool.parameters, &v).is_err() {

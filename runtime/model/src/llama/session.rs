@@ -289,6 +289,48 @@ impl<'m> Session<'m> {
         Ok(())
     }
 
+    /// Evaluate `tokens` after the end of `seq` in one batch and return the scores after each
+    /// of them (for checking several guessed tokens at once). The time counts as decoding.
+    pub fn extend_scored(&mut self, seq: SeqId, tokens: &[LlamaToken]) -> Result<Vec<Logits>> {
+        let t0 = Instant::now();
+        let r = self.eval_scored(seq, tokens);
+        self.usage.decode_ms += t0.elapsed().as_secs_f64() * 1e3;
+        r
+    }
+
+    fn eval_scored(&mut self, seq: SeqId, tokens: &[LlamaToken]) -> Result<Vec<Logits>> {
+        self.release_kept();
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let start = self.len(seq);
+        if start + tokens.len() >= self.n_ctx {
+            return Err(ModelError::ContextFull {
+                tokens: start + tokens.len(),
+                ctx: self.n_ctx,
+            });
+        }
+        if tokens.len() > self.batch_capacity() {
+            return Err(ModelError::Inference(format!(
+                "{} tokens to score do not fit in a batch of {}",
+                tokens.len(),
+                self.batch_capacity()
+            )));
+        }
+        self.batch.clear();
+        for (j, &t) in tokens.iter().enumerate() {
+            self.batch
+                .add(t, (start + j) as i32, &[seq], true)
+                .map_err(|e| ModelError::Inference(e.to_string()))?;
+        }
+        self.decode_batch(Some(seq))?;
+        self.slot_mut(seq)?.tokens.extend_from_slice(tokens);
+        self.last_idx = Some(tokens.len() as i32 - 1);
+        Ok((0..tokens.len())
+            .map(|j| Logits::new(self.ctx.get_logits_ith(j as i32).to_vec()))
+            .collect())
+    }
+
     fn batch_capacity(&self) -> usize {
         self.n_batch.max(1)
     }
