@@ -253,6 +253,25 @@ impl<'m> Session<'m> {
 
     /// [`Session::extend`] without counting the time (the caller does).
     pub(crate) fn eval(&mut self, seq: SeqId, tokens: &[LlamaToken]) -> Result<()> {
+        self.eval_with(seq, tokens, false)
+    }
+
+    /// Evaluate `tokens` after the end of `seq` in one batch and return the scores after each
+    /// of them (for checking several guessed tokens at once). The time counts as decoding.
+    pub fn extend_scored(&mut self, seq: SeqId, tokens: &[LlamaToken]) -> Result<Vec<Logits>> {
+        let t0 = Instant::now();
+        let r = self.eval_with(seq, tokens, true).map(|()| {
+            (0..tokens.len())
+                .map(|j| Logits::new(self.ctx.get_logits_ith(j as i32).to_vec()))
+                .collect()
+        });
+        self.usage.decode_ms += t0.elapsed().as_secs_f64() * 1e3;
+        r
+    }
+
+    /// Evaluate `tokens` after the end of `seq`, keeping the scores after the last one, or
+    /// after `every` one (then they must fit in one batch).
+    fn eval_with(&mut self, seq: SeqId, tokens: &[LlamaToken], every: bool) -> Result<()> {
         // Scratch cells left beside the prompt change how it is evaluated (slightly): free them.
         self.release_kept();
         if tokens.is_empty() {
@@ -266,6 +285,12 @@ impl<'m> Session<'m> {
             });
         }
         let cap = self.n_batch.min(self.batch_capacity());
+        if every && tokens.len() > cap {
+            return Err(ModelError::Inference(format!(
+                "{} tokens to score do not fit in a batch of {cap}",
+                tokens.len()
+            )));
+        }
         let chunks: Vec<&[LlamaToken]> = tokens.chunks(cap).collect();
         let n = chunks.len();
         let mut pos = start;
@@ -274,7 +299,7 @@ impl<'m> Session<'m> {
             for (j, &t) in chunk.iter().enumerate() {
                 let last = ci + 1 == n && j + 1 == chunk.len();
                 self.batch
-                    .add(t, pos as i32, &[seq], last)
+                    .add(t, pos as i32, &[seq], every || last)
                     .map_err(|e| ModelError::Inference(e.to_string()))?;
                 pos += 1;
             }
@@ -287,48 +312,6 @@ impl<'m> Session<'m> {
             };
         }
         Ok(())
-    }
-
-    /// Evaluate `tokens` after the end of `seq` in one batch and return the scores after each
-    /// of them (for checking several guessed tokens at once). The time counts as decoding.
-    pub fn extend_scored(&mut self, seq: SeqId, tokens: &[LlamaToken]) -> Result<Vec<Logits>> {
-        let t0 = Instant::now();
-        let r = self.eval_scored(seq, tokens);
-        self.usage.decode_ms += t0.elapsed().as_secs_f64() * 1e3;
-        r
-    }
-
-    fn eval_scored(&mut self, seq: SeqId, tokens: &[LlamaToken]) -> Result<Vec<Logits>> {
-        self.release_kept();
-        if tokens.is_empty() {
-            return Ok(Vec::new());
-        }
-        let start = self.len(seq);
-        if start + tokens.len() >= self.n_ctx {
-            return Err(ModelError::ContextFull {
-                tokens: start + tokens.len(),
-                ctx: self.n_ctx,
-            });
-        }
-        if tokens.len() > self.batch_capacity() {
-            return Err(ModelError::Inference(format!(
-                "{} tokens to score do not fit in a batch of {}",
-                tokens.len(),
-                self.batch_capacity()
-            )));
-        }
-        self.batch.clear();
-        for (j, &t) in tokens.iter().enumerate() {
-            self.batch
-                .add(t, (start + j) as i32, &[seq], true)
-                .map_err(|e| ModelError::Inference(e.to_string()))?;
-        }
-        self.decode_batch(Some(seq))?;
-        self.slot_mut(seq)?.tokens.extend_from_slice(tokens);
-        self.last_idx = Some(tokens.len() as i32 - 1);
-        Ok((0..tokens.len())
-            .map(|j| Logits::new(self.ctx.get_logits_ith(j as i32).to_vec()))
-            .collect())
     }
 
     fn batch_capacity(&self) -> usize {
