@@ -277,3 +277,53 @@ async fn tree_batched_scores_equal_one_by_one_scores() {
     }
     assert!(together.iter().all(|c| c.iter().all(|x| x.is_finite() && *x <= 0.0)));
 }
+
+/// The yes/no log-odds the trace reports for the vote asked apart.
+fn asked_apart(trace: &[String]) -> Option<f32> {
+    let line = trace.iter().find(|t| t.contains("asked apart yes"))?;
+    let rest = line.split("asked apart yes ").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// For a model trained on tool calls (forced here on the default model), the decision to
+/// call takes a second vote: the model asked apart, with only the function and the request,
+/// whether the function does what the request asks. The vote is the same for the same
+/// function and request, moves the decision both ways, and is not asked when weighted 0.
+#[tokio::test]
+async fn the_vote_asked_apart_decides_with_the_naming_margin() {
+    let _serial = SERIAL.lock().await;
+    let tools = vec![ToolDef {
+        name: "weather.forecast".into(),
+        description: "Weather forecast for a city.".into(),
+        parameters: json!({"type": "object", "properties": {
+            "city": {"type": "string", "description": "City name"},
+            "days": {"type": "integer", "description": "Number of days"}}, "required": ["city", "days"]}),
+    }];
+    let ask = [Message::user("What will the weather be in Lisbon for the next 3 days?")];
+    let mut chooser = ToolChooser::new(Arc::new(model()));
+    chooser.options.trained_on_tools = Some(true);
+
+    // The vote leaning hard to "yes": a call, whatever the naming margin.
+    chooser.options.verify_offset = -100.0;
+    let d = chooser.choose(&ask, &tools).await.unwrap();
+    let yes = asked_apart(&d.trace).unwrap_or_else(|| panic!("no vote in {:?}", d.trace));
+    assert_eq!(d.call.map(|c| c.name), Some("weather.forecast".into()), "{:?}", d.trace);
+
+    // Leaning hard to "no": no call, and the same answer asked apart (to the trace's two
+    // decimals; the second time its instruction comes from the cache, in another batch).
+    chooser.options.verify_offset = 100.0;
+    let d = chooser.choose(&ask, &tools).await.unwrap();
+    assert!(d.call.is_none(), "{:?}", d.trace);
+    let again = asked_apart(&d.trace).unwrap();
+    assert!((again - yes).abs() <= 0.02, "{yes} then {again}");
+
+    // Weighted 0, the question is not asked.
+    chooser.options.verify_weight = 0.0;
+    let d = chooser.choose(&ask, &tools).await.unwrap();
+    assert_eq!(asked_apart(&d.trace), None, "{:?}", d.trace);
+    assert!(
+        d.trace.iter().any(|t| t.contains("named over no function")),
+        "{:?}",
+        d.trace
+    );
+}

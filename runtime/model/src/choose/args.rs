@@ -19,8 +19,8 @@ use crate::template::py_json;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ArgMode {
-    /// `generate` for models whose chat template has a tool section (trained on tool
-    /// calls), `decode` for the others.
+    /// `generate` for models trained on tool calls (`ChooseOptions::trained_on_tools`; by
+    /// default those whose chat template has a tool section), `decode` for the others.
     #[default]
     Auto,
     /// The per-type decoder: structure forced, values chosen among the request's numbers

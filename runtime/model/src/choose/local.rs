@@ -24,6 +24,12 @@ pub fn signature(t: &ToolDef) -> String {
     format!("{}({}): {}", t.name, args.join(", "), t.description.trim())
 }
 
+/// `name(arg, arg): description`: a signature without types and defaults.
+fn brief(t: &ToolDef) -> String {
+    let args: Vec<String> = props(&t.parameters).into_iter().map(|p| p.name).collect();
+    format!("{}({}): {}", t.name, args.join(", "), t.description.trim())
+}
+
 fn arg_sig(p: &Prop) -> String {
     let opt = if p.required { "" } else { "?" };
     let mut s = format!("{}{opt}: {}", p.name, p.ty.label());
@@ -34,11 +40,25 @@ fn arg_sig(p: &Prop) -> String {
 }
 
 /// System text describing the tools in the compact form tiny models read best, with the
-/// call syntax the chooser forces. The instructions come after the list: put first, they
-/// would be a prefix cached across requests (a third less prefill for Qwen2.5-Coder), but
-/// on BFCL tuning items Qwen then called less often when it should (multiple 69% -> 62%).
-pub fn tools_text(tools: &[ToolDef], call: &CallSyntax) -> String {
-    let mut s = String::from("You are a helpful assistant. You can call these functions:\n");
+/// call syntax the chooser forces. With `rules_first` the instructions come before the list,
+/// where they are a prefix cached across requests (for Qwen2.5-Coder a fifth of the prompt
+/// evaluated per BFCL item); on its own that made Qwen call less often when it should
+/// (multiple 69% -> 62% on tuning items), which the vote asked apart (see
+/// [`ChooseOptions::verify_weight`]) makes up for. Without that vote, they come last.
+pub fn tools_text(tools: &[ToolDef], call: &CallSyntax, rules_first: bool) -> String {
+    let example = call.render("<function name>", &json!({"<argument>": "<value>"}));
+    let none = call.render(NONE, &json!({}));
+    let rules = format!(
+        "To call a function, reply with only {}. If none of the functions fits the request, reply with {}.",
+        example.trim(),
+        none.trim()
+    );
+    let mut s = String::from("You are a helpful assistant. ");
+    if rules_first {
+        s.push_str(&rules);
+        s.push('\n');
+    }
+    s.push_str("You can call these functions:\n");
     for t in tools {
         s.push_str("- ");
         s.push_str(&signature(t));
@@ -49,24 +69,26 @@ pub fn tools_text(tools: &[ToolDef], call: &CallSyntax) -> String {
             }
         }
     }
-    let example = call.render("<function name>", &json!({"<argument>": "<value>"}));
-    let none = call.render(NONE, &json!({}));
-    s.push_str(&format!(
-        "To call a function, reply with only {}. If none of the functions fits the request, reply with {}.",
-        example.trim(),
-        none.trim()
-    ));
+    if !rules_first {
+        s.push_str(&rules);
+    }
     s
 }
 
 /// The prompt that shows `tools` to the model: the chat template's own tool section (with
 /// the "no function" reply added to the system message) or the compact list.
-fn tools_prompt(s: &Session<'_>, messages: &[Message], tools: &[ToolDef], style: ToolPrompt) -> Result<String> {
+fn tools_prompt(
+    s: &Session<'_>,
+    messages: &[Message],
+    tools: &[ToolDef],
+    style: ToolPrompt,
+    rules_first: bool,
+) -> Result<String> {
     let template = &s.m.template;
     let call = &template.call;
     let native = template.has_tools && call.native && style == ToolPrompt::Native;
     if !native {
-        let msgs = with_tools_system(messages, &tools_text(tools, call));
+        let msgs = with_tools_system(messages, &tools_text(tools, call, rules_first));
         return template.render(&msgs, &[], None);
     }
     let none = call.render(NONE, &json!({}));
@@ -181,10 +203,11 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
     // A model trained on tool calls says itself when no function fits (see
     // `ChooseOptions::none_margin`); for others the likelihood gain is measured when word
     // overlap leaves the decision open.
-    let informed = s.m.template.has_tools;
+    let informed = opts.trained_on_tools.unwrap_or(s.m.template.has_tools);
     let want_pmi = opts.allow_none && !informed && lex_max + opts.call_bias < opts.sure_overlap;
     let call = s.m.template.call.clone();
-    let prompt = tools_prompt(s, &req.messages, &tools, opts.prompt)?;
+    let rules_first = informed && opts.verify_weight > 0.0;
+    let prompt = tools_prompt(s, &req.messages, &tools, opts.prompt, rules_first)?;
     let (seq, logits, pmi) = prefill(s, &prompt, &question, want_pmi)?;
     if req.cancel.is_cancelled() {
         return Err(ModelError::Cancelled);
@@ -227,23 +250,41 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
             .join(", ")
     ));
     let margin = sig.names.get(best).copied().unwrap_or(f32::NEG_INFINITY) - sig.none;
-    if opts.allow_none && informed && margin < opts.none_margin {
-        let usage = cur.s.take_usage();
-        trace.push(format!(
-            "no tool: the model names no function within {:.2} of `{}` ({:.0} ms)",
-            margin,
-            tools[best].name,
-            t0.elapsed().as_secs_f64() * 1e3
-        ));
-        return Ok(Decision::none(usage, trace));
-    }
     if opts.allow_none && !relevant(&sig, best, opts) {
         let usage = cur.s.take_usage();
         trace.push(format!("no tool ({:.0} ms)", t0.elapsed().as_secs_f64() * 1e3));
         return Ok(Decision::none(usage, trace));
     }
-    let tool = &tools[best];
+    // The chosen name joins the sequence now, while its tokens are still kept from the
+    // scoring batch (the question asked apart evaluates another prompt, which drops them).
     cur.write_scored(best + 2, &alts[best])?;
+    if opts.allow_none && informed {
+        // Two votes of the model: naming the tool rather than no function, in the
+        // conversation; and saying the tool does what the request asks, asked apart. Once
+        // tool results follow the request, whether to call again depends on what they said,
+        // which only the conversation shows: the first vote decides alone.
+        let mut score = margin;
+        let mut apart = String::new();
+        let fresh = req.messages.last().is_some_and(|m| m.role == Role::User);
+        if opts.verify_weight > 0.0 && fresh {
+            let yes = ask_apart(cur.s, &tools[best], &question, cur.seq)?;
+            if req.cancel.is_cancelled() {
+                return Err(ModelError::Cancelled);
+            }
+            score += opts.verify_weight * (yes - opts.verify_offset);
+            apart = format!(", asked apart yes {yes:.2} (score {score:.2})");
+        }
+        trace.push(format!(
+            "`{}` named over no function by {margin:.2}{apart}",
+            tools[best].name
+        ));
+        if score < opts.none_margin {
+            let usage = cur.s.take_usage();
+            trace.push(format!("no tool ({:.0} ms)", t0.elapsed().as_secs_f64() * 1e3));
+            return Ok(Decision::none(usage, trace));
+        }
+    }
+    let tool = &tools[best];
     let generate = match opts.args.mode {
         ArgMode::Auto => informed,
         ArgMode::Decode => false,
@@ -340,6 +381,28 @@ pub fn relevant(sig: &Signals, best: usize, opts: &ChooseOptions) -> bool {
         Some(pmi) if lex < opts.sure_overlap => lex + pmi >= opts.relevance,
         _ => true,
     }
+}
+
+/// Asked apart from the conversation and the other tools (the function's signature and the
+/// request, nothing else), how much more likely the model answers "yes" than "no" to
+/// whether `tool` does what `request` asks: log-odds, in nats. A small model judges this
+/// better on its own than inside the conversation, where the tool list and the call
+/// instructions pull it towards calling; the fixed instruction comes first, so its tokens
+/// stay cached from one request to the next.
+fn ask_apart(s: &mut Session<'_>, tool: &ToolDef, request: &str, keep: SeqId) -> Result<f32> {
+    let ask = format!(
+        "Answer yes or no: can the function below, called with suitable arguments, do what the request asks?\n\nFunction: {}\n\nRequest: {}",
+        brief(tool),
+        request.trim()
+    );
+    let msgs = vec![Message::system("You are a helpful assistant."), Message::user(ask)];
+    let prompt = s.m.template.render(&msgs, &[], None)?;
+    let toks = s.m.tokenize(&prompt);
+    let (seq, logits) = s.start_avoiding(&toks, &[keep])?;
+    let words: Vec<Vec<LlamaToken>> = ["Yes", "yes", "No", "no"].iter().map(|w| s.m.tokenize(w)).collect();
+    let lps = s.score(seq, &logits, &words)?;
+    let p = |i: usize| lps.get(i).map_or(0.0, |l| l.iter().sum::<f32>().exp());
+    Ok((p(0) + p(1)).ln() - (p(2) + p(3)).ln())
 }
 
 /// Log-probabilities of the tokens of `question` as the user's message after `system`.
