@@ -401,8 +401,19 @@ fn ask_apart(s: &mut Session<'_>, tool: &ToolDef, request: &str, keep: SeqId) ->
     let (seq, logits) = s.start_avoiding(&toks, &[keep])?;
     let words: Vec<Vec<LlamaToken>> = ["Yes", "yes", "No", "no"].iter().map(|w| s.m.tokenize(w)).collect();
     let lps = s.score(seq, &logits, &words)?;
-    let p = |i: usize| lps.get(i).map_or(0.0, |l| l.iter().sum::<f32>().exp());
-    Ok((p(0) + p(1)).ln() - (p(2) + p(3)).ln())
+    let lp = |i: usize| lps.get(i).map_or(f32::NEG_INFINITY, |l| l.iter().sum::<f32>());
+    let odds = log_add(lp(0), lp(1)) - log_add(lp(2), lp(3));
+    // Neither answer possible at all: no vote either way.
+    Ok(if odds.is_nan() { 0.0 } else { odds })
+}
+
+/// `ln(e^a + e^b)` without leaving the float range.
+fn log_add(a: f32, b: f32) -> f32 {
+    let (hi, lo) = if a >= b { (a, b) } else { (b, a) };
+    if hi == f32::NEG_INFINITY {
+        return hi;
+    }
+    hi + (lo - hi).exp().ln_1p()
 }
 
 /// Log-probabilities of the tokens of `question` as the user's message after `system`.
@@ -417,4 +428,20 @@ fn question_logprob(s: &mut Session<'_>, system: &str, question: &str, keep: Seq
     let q = s.m.tokenize(question);
     let r = s.score(seq, &logits, &[q])?;
     Ok(r.into_iter().next().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_add;
+
+    #[test]
+    fn log_add_sums_probabilities_in_log_space() {
+        let (a, b) = (0.2f32.ln(), 0.3f32.ln());
+        assert!((log_add(a, b) - 0.5f32.ln()).abs() < 1e-6);
+        assert!((log_add(b, a) - 0.5f32.ln()).abs() < 1e-6);
+        // Far below the float range of probabilities, still exact in log space.
+        assert!((log_add(-200.0, -200.0) - (-200.0 + 2f32.ln())).abs() < 1e-4);
+        assert_eq!(log_add(-1.0, f32::NEG_INFINITY), -1.0);
+        assert_eq!(log_add(f32::NEG_INFINITY, f32::NEG_INFINITY), f32::NEG_INFINITY);
+    }
 }
