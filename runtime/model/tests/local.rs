@@ -104,17 +104,22 @@ fn weights_are_loaded_once_and_threads_are_physical_cores() {
     assert!(physical_cores() >= 1 && physical_cores() <= std::thread::available_parallelism().unwrap().get());
 }
 
+/// A tool with a string and an integer argument, both required.
+fn weather_tool() -> ToolDef {
+    ToolDef {
+        name: "weather.forecast".into(),
+        description: "Weather forecast for a city.".into(),
+        parameters: json!({"type": "object", "properties": {
+            "city": {"type": "string", "description": "City name"},
+            "days": {"type": "integer", "description": "Number of days"}}, "required": ["city", "days"]}),
+    }
+}
+
 #[tokio::test]
 async fn chooser_calls_an_offered_tool_with_schema_valid_arguments() {
     let _serial = SERIAL.lock().await;
     let tools = vec![
-        ToolDef {
-            name: "weather.forecast".into(),
-            description: "Weather forecast for a city.".into(),
-            parameters: json!({"type": "object", "properties": {
-                "city": {"type": "string", "description": "City name"},
-                "days": {"type": "integer", "description": "Number of days"}}, "required": ["city", "days"]}),
-        },
+        weather_tool(),
         ToolDef {
             name: "math.factorial".into(),
             description: "Factorial of a number.".into(),
@@ -292,13 +297,7 @@ fn asked_apart(trace: &[String]) -> Option<f32> {
 #[tokio::test]
 async fn the_vote_asked_apart_decides_with_the_naming_margin() {
     let _serial = SERIAL.lock().await;
-    let tools = vec![ToolDef {
-        name: "weather.forecast".into(),
-        description: "Weather forecast for a city.".into(),
-        parameters: json!({"type": "object", "properties": {
-            "city": {"type": "string", "description": "City name"},
-            "days": {"type": "integer", "description": "Number of days"}}, "required": ["city", "days"]}),
-    }];
+    let tools = vec![weather_tool()];
     let ask = [Message::user("What will the weather be in Lisbon for the next 3 days?")];
     let mut chooser = ToolChooser::new(Arc::new(model()));
     chooser.options.trained_on_tools = Some(true);
