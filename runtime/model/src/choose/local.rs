@@ -19,14 +19,17 @@ const NONE: &str = "none";
 
 /// One line per tool: `name(arg: type, opt?: type): description`.
 pub fn signature(t: &ToolDef) -> String {
-    let ps = props(&t.parameters);
-    let args: Vec<String> = ps.iter().map(arg_sig).collect();
-    format!("{}({}): {}", t.name, args.join(", "), t.description.trim())
+    line(t, arg_sig)
 }
 
 /// `name(arg, arg): description`: a signature without types and defaults.
 fn brief(t: &ToolDef) -> String {
-    let args: Vec<String> = props(&t.parameters).into_iter().map(|p| p.name).collect();
+    line(t, |p| p.name.clone())
+}
+
+/// `name(args): description`, each argument written by `arg`.
+fn line(t: &ToolDef, arg: impl Fn(&Prop) -> String) -> String {
+    let args: Vec<String> = props(&t.parameters).iter().map(arg).collect();
     format!("{}({}): {}", t.name, args.join(", "), t.description.trim())
 }
 
