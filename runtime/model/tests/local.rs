@@ -198,6 +198,44 @@ async fn generated_arguments_follow_the_schema_and_the_request() {
     assert!(!args.contains_key("currency"), "{:?}", d.trace);
 }
 
+/// What a description states in prose holds the written arguments: the choices it lists
+/// (the model's own word for one of them is not among them) and the form of a place its
+/// example shows ("e.g. Denver, CO": a name, a comma and a two-letter code).
+#[tokio::test]
+async fn generated_arguments_keep_to_what_descriptions_state() {
+    let _serial = SERIAL.lock().await;
+    let tools = vec![ToolDef {
+        name: "restaurant.find".into(),
+        description: "Find restaurants in a city.".into(),
+        parameters: json!({"type": "object", "properties": {
+            "location": {"type": "string", "description": "The city and state, e.g. Denver, CO"},
+            "price": {"type": "string", "description": "Price range. Can be 'cheap', 'moderate' or 'expensive'."}},
+            "required": ["location", "price"]}),
+    }];
+    let mut chooser = ToolChooser::new(Arc::new(model()));
+    chooser.options.args.mode = ArgMode::Generate;
+    let d = chooser
+        .choose(&[Message::user("Find a low-cost restaurant in Boston.")], &tools)
+        .await
+        .unwrap();
+    let call = d.call.expect("a call");
+    let args = call.arguments.as_object().unwrap();
+    let location = args["location"].as_str().unwrap_or_default();
+    let (city, code) = location
+        .split_once(", ")
+        .unwrap_or_else(|| panic!("{location:?}: {:?}", d.trace));
+    assert!(
+        !city.is_empty() && code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase()),
+        "{location:?}"
+    );
+    let price = args["price"].as_str().unwrap_or_default();
+    assert!(
+        ["cheap", "moderate", "expensive"].contains(&price),
+        "{price:?}: {:?}",
+        d.trace
+    );
+}
+
 /// Guessed tokens checked in the same batch as each generated one make generation cheaper,
 /// never different: the arguments equal those written one token per evaluation, in fewer
 /// evaluations.

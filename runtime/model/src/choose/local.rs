@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::args::{ArgDecoder, ArgMode};
 use super::cursor::Cursor;
-use super::schema::{Prop, Ty, props};
+use super::schema::{Prop, Ty, props, with_stated_forms};
 use super::{ChooseOptions, ChooseRequest, Decision, ToolPrompt, free, lexical};
 use crate::chat::{Message, Role, ToolCall, ToolDef};
 use crate::error::{ModelError, Result};
@@ -288,6 +288,7 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
         }
     }
     let tool = &tools[best];
+    let params = with_stated_forms(&tool.parameters);
     let generate = match opts.args.mode {
         ArgMode::Auto => informed,
         ArgMode::Decode => false,
@@ -297,12 +298,12 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
     if generate {
         let mark = cur.mark();
         let mut stats = free::GenStats::default();
-        let got = free::arguments(&mut cur, &tool.parameters, &question, &opts.args, &mut stats);
+        let got = free::arguments(&mut cur, &params, &question, &opts.args, &mut stats);
         match got {
             Ok(Some(mut v)) if super::validate_args(&tool.parameters, &v).is_ok() => {
                 trace.push(format!("arguments generated: {v} ({stats})"));
                 let before = v.clone();
-                trace.extend(free::tidy(&mut v, &props(&tool.parameters), &question, &opts.args));
+                trace.extend(free::tidy(&mut v, &props(&params), &question, &opts.args));
                 if super::validate_args(&tool.parameters, &v).is_err() {
                     v = before;
                 }
@@ -324,9 +325,9 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
         Some(v) => v,
         None => {
             cur.force("{");
-            let ps = props(&tool.parameters);
+            let ps = props(&params);
             let mut dec = ArgDecoder::new(&question, &opts.args);
-            let args = if ps.is_empty() && !matches!(Ty::of(&tool.parameters), Ty::Object(_)) {
+            let args = if ps.is_empty() && !matches!(Ty::of(&params), Ty::Object(_)) {
                 cur.force("}");
                 Value::Object(Default::default())
             } else {
@@ -388,17 +389,20 @@ pub fn relevant(sig: &Signals, best: usize, opts: &ChooseOptions) -> bool {
 
 /// Asked apart from the conversation and the other tools (the function's signature and the
 /// request, nothing else), how much more likely the model answers "yes" than "no" to
-/// whether `tool` does what `request` asks: log-odds, in nats. A small model judges this
-/// better on its own than inside the conversation, where the tool list and the call
-/// instructions pull it towards calling; the fixed instruction comes first, so its tokens
-/// stay cached from one request to the next.
+/// whether calling `tool` would help answer `request`: log-odds, in nats. A small model
+/// judges this better on its own than inside the conversation, where the tool list and the
+/// call instructions pull it towards calling. Four worked answers come first: a question
+/// a lookup function answers is a yes (asked bare, Qwen2.5-Coder leaned to "no" on questions
+/// of fact put to a lookup function), a function of the same subject computing something
+/// else is a no. They are the same for
+/// every request, so their tokens stay cached from one request to the next.
 fn ask_apart(s: &mut Session<'_>, tool: &ToolDef, request: &str, keep: SeqId) -> Result<f32> {
-    let ask = format!(
-        "Answer yes or no: can the function below, called with suitable arguments, do what the request asks?\n\nFunction: {}\n\nRequest: {}",
-        brief(tool),
-        request.trim()
-    );
-    let msgs = vec![Message::system("You are a helpful assistant."), Message::user(ask)];
+    let mut msgs = vec![Message::system("You are a helpful assistant.")];
+    for (function, example, answer) in WORKED {
+        msgs.push(Message::user(apart_question(function, example)));
+        msgs.push(Message::assistant(answer.to_string()));
+    }
+    msgs.push(Message::user(apart_question(&brief(tool), request.trim())));
     let prompt = s.m.template.render(&msgs, &[], None)?;
     let toks = s.m.tokenize(&prompt);
     let (seq, logits) = s.start_avoiding(&toks, &[keep])?;
@@ -409,6 +413,37 @@ fn ask_apart(s: &mut Session<'_>, tool: &ToolDef, request: &str, keep: SeqId) ->
     // Neither answer possible at all: no vote either way.
     Ok(if odds.is_nan() { 0.0 } else { odds })
 }
+
+/// The question asked apart, for one function and one request.
+fn apart_question(function: &str, request: &str) -> String {
+    format!(
+        "Answer yes or no: would calling the function below help answer the request?\n\nFunction: {function}\n\nRequest: {request}"
+    )
+}
+
+/// Worked answers shown before the question asked apart: (function, request, answer).
+const WORKED: [(&str, &str, &str); 4] = [
+    (
+        "get_weather(city, date): Get the weather forecast for a city on a date.",
+        "Will it rain in Lisbon tomorrow?",
+        "Yes",
+    ),
+    (
+        "rectangle_area(width, height): Calculate the area of a rectangle.",
+        "What is the perimeter of a rectangle 3 m by 4 m?",
+        "No",
+    ),
+    (
+        "find_books(author): Find the books written by an author.",
+        "Which novels did Jane Austen write?",
+        "Yes",
+    ),
+    (
+        "convert_currency(amount, from_currency, to_currency): Convert an amount of money between currencies.",
+        "How tall is the Eiffel Tower?",
+        "No",
+    ),
+];
 
 /// `ln(e^a + e^b)` without leaving the float range.
 fn log_add(a: f32, b: f32) -> f32 {

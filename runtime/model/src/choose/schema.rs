@@ -160,6 +160,141 @@ pub fn props(schema: &Value) -> Vec<Prop> {
         .unwrap_or_default()
 }
 
+/// The schema with what descriptions state in prose made part of it: the choices a string
+/// parameter lists (an `enum`), the form of a place its example shows (a `pattern`, see
+/// [`place_code_form`]). The choices: a string
+/// parameter described as "Can be 'melting', 'freezing', 'vaporization', 'condensation'" or
+/// "'real' for real roots, 'all' for both" takes one of those values, and a small model
+/// writes its own word for them ("boiling") unless held to the list. Only closed lists
+/// count: two or more quoted values with a word that says they are the choices ("can be",
+/// "options", "either", "one of", "or" between them); a list that says it is open ("e.g.",
+/// "such as", "etc.") stays free text.
+pub fn with_stated_forms(schema: &Value) -> Value {
+    let Value::Object(m) = schema else {
+        return schema.clone();
+    };
+    let mut out = m.clone();
+    if let Some(Value::Object(ps)) = m.get("properties") {
+        let ps = ps.iter().map(|(n, s)| (n.clone(), with_stated_forms(s))).collect();
+        out.insert("properties".into(), Value::Object(ps));
+    }
+    if let Some(items) = m.get("items") {
+        out.insert("items".into(), with_stated_forms(items));
+    }
+    let is_string = m.get("type").and_then(Value::as_str) == Some("string");
+    let description = m.get("description").and_then(Value::as_str).unwrap_or("");
+    if is_string && !m.contains_key("enum") && !m.contains_key("pattern") {
+        if let Some(choices) = stated_choices(description) {
+            out.insert(
+                "enum".into(),
+                Value::Array(choices.into_iter().map(Value::String).collect()),
+            );
+        } else if let Some(pattern) = place_code_form(description) {
+            out.insert("pattern".into(), Value::String(pattern));
+        }
+    }
+    Value::Object(out)
+}
+
+/// The form of a place the description shows by example, "e.g. Los Angeles, CA": a name,
+/// a comma and a code of as many capitals as the example's. A model writes "Los Angeles"
+/// and stops; the tool asked for "Los Angeles, CA". Returns a JSON Schema `pattern`.
+fn place_code_form(description: &str) -> Option<String> {
+    let lower = description.to_lowercase();
+    let at = [
+        "e.g.,",
+        "e.g.",
+        "for instance,",
+        "for instance",
+        "for example,",
+        "for example",
+    ]
+    .iter()
+    .find_map(|cue| lower.find(cue).map(|i| i + cue.len()))?;
+    let example = description.get(at..)?.trim_start();
+    // The example runs to the end of its sentence or clause.
+    let end = example
+        .char_indices()
+        .find(|&(i, c)| {
+            matches!(c, ';' | ')' | '\n')
+                || (c == '.' && example[i + 1..].chars().next().is_none_or(char::is_whitespace))
+        })
+        .map_or(example.len(), |(i, _)| i);
+    let example = example[..end].trim().trim_end_matches(',');
+    let (name, rest) = example.split_once(", ")?;
+    // The code: the capitals after the comma, ending the example or followed by more words
+    // about it ("e.g. New York, NY, you should format it as City, State").
+    let len = rest.chars().take_while(char::is_ascii_uppercase).count();
+    let code_ok = (2..=3).contains(&len) && rest[len..].chars().next().is_none_or(|c| c == ',');
+    let name_ok = name.chars().next().is_some_and(char::is_uppercase)
+        && name
+            .chars()
+            .all(|c| c.is_alphabetic() || matches!(c, ' ' | '.' | '-' | '\''));
+    let code = &rest[..len];
+    (name_ok && code_ok).then(|| format!("^[^,\"]+, [A-Z]{{{}}}$", code.len()))
+}
+
+/// The closed list of quoted values a description offers, if it offers one.
+fn stated_choices(description: &str) -> Option<Vec<String>> {
+    let lower = description.to_lowercase();
+    const OPEN: [&str; 6] = ["e.g.", "eg.", "such as", "for example", "like ", "etc"];
+    if OPEN.iter().any(|w| lower.contains(w)) {
+        return None;
+    }
+    let mut values: Vec<String> = Vec::new();
+    let mut or_between = false;
+    // Values each followed by what it means ("'real' for real roots, 'all' for both").
+    let mut defined = 0;
+    let chars: Vec<(usize, char)> = description.char_indices().collect();
+    let mut i = 0;
+    let mut last_end = None;
+    while i < chars.len() {
+        let (at, c) = chars[i];
+        let opens = (c == '\'' || c == '"') && (i == 0 || matches!(chars[i - 1].1, ' ' | '(' | '[' | ',' | ':' | '/'));
+        if !opens {
+            i += 1;
+            continue;
+        }
+        // The closing quote: the same character, followed by a space, punctuation or the end.
+        let close = (i + 1..chars.len()).find(|&j| {
+            chars[j].1 == c
+                && chars
+                    .get(j + 1)
+                    .is_none_or(|n| n.1.is_whitespace() || ",.;:)]/".contains(n.1))
+        });
+        let Some(j) = close else { break };
+        let value = &description[at + c.len_utf8()..chars[j].0];
+        if value.is_empty() || value.chars().count() > 40 || value.contains(c) {
+            i = j + 1;
+            continue;
+        }
+        if let Some(end) = last_end {
+            let gap = description[end..at].to_lowercase();
+            or_between |= gap.split(|ch: char| !ch.is_alphanumeric()).any(|w| w == "or");
+        }
+        last_end = Some(chars[j].0 + c.len_utf8());
+        let after = description[chars[j].0 + c.len_utf8()..].to_lowercase();
+        defined += usize::from(after.starts_with(" for ") || after.starts_with(" refers to "));
+        if !values.iter().any(|v| v == value) {
+            values.push(value.to_string());
+        }
+        i = j + 1;
+    }
+    const CLOSED: [&str; 9] = [
+        "can be",
+        "one of",
+        "options",
+        "either",
+        "possible values",
+        "choices",
+        "valid values",
+        "supported values",
+        "i.e.",
+    ];
+    let closed = or_between || defined >= 2 || CLOSED.iter().any(|w| lower.contains(w));
+    (values.len() >= 2 && closed).then_some(values)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,5 +323,80 @@ mod tests {
         assert!(matches!(&ps[3].ty, Ty::Object(p) if p[0].ty == Ty::Enum(vec![json!("a"), json!("b")])));
         // It is a schema the validator accepts.
         assert!(jsonschema::validator_for(&n).is_ok());
+    }
+
+    #[test]
+    fn choices_stated_in_prose_become_an_enum() {
+        let choices = |d: &str| stated_choices(d);
+        let v = |xs: &[&str]| Some(xs.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            choices("Phase transition. Can be 'melting', 'freezing', 'vaporization', 'condensation'."),
+            v(&["melting", "freezing", "vaporization", "condensation"])
+        );
+        assert_eq!(
+            choices("The type of roots: 'real' for real roots, 'all' for both. Default value is 'real'."),
+            v(&["real", "all"])
+        );
+        assert_eq!(
+            choices("Quoted 'a' and 'b' here."),
+            None,
+            "no word says these are the choices"
+        );
+        assert_eq!(
+            choices("The unit ('Celsius' or 'Fahrenheit'). Default is 'Fahrenheit'."),
+            v(&["Celsius", "Fahrenheit"])
+        );
+        assert_eq!(
+            choices("Level of detail, either \"summary\" or \"full\"."),
+            v(&["summary", "full"])
+        );
+        // Open lists, a single value, apostrophes: no enum.
+        assert_eq!(
+            choices("Options include: 'civil', 'criminal', 'small_claims', etc."),
+            None
+        );
+        assert_eq!(choices("Format, e.g. 'IMAX' or '3D'."), None);
+        assert_eq!(choices("The unit of measurement. Default is 'cm'."), None);
+        assert_eq!(
+            choices("The restaurant's dishes, it's optional: 'lunch' or 'dinner'"),
+            v(&["lunch", "dinner"])
+        );
+        let s = with_stated_forms(&serde_json::json!({"type": "object", "properties": {
+            "unit": {"type": "string", "description": "Options: 'miles', 'kilometers'."},
+            "n": {"type": "integer", "description": "Options: 'miles', 'kilometers'."},
+            "fixed": {"type": "string", "enum": ["a"], "description": "Options: 'miles', 'kilometers'."}}}));
+        assert_eq!(
+            s["properties"]["unit"]["enum"],
+            serde_json::json!(["miles", "kilometers"])
+        );
+        assert!(s["properties"]["n"].get("enum").is_none());
+        assert!(s["properties"]["unit"].get("pattern").is_none());
+        assert_eq!(s["properties"]["fixed"]["enum"], serde_json::json!(["a"]));
+    }
+
+    #[test]
+    fn a_place_shown_with_its_code_is_asked_in_that_form() {
+        let form = |d: &str| place_code_form(d);
+        let two = Some("^[^,\"]+, [A-Z]{2}$".to_string());
+        assert_eq!(form("The city and state, e.g. Los Angeles, CA"), two);
+        assert_eq!(form("The city and state, e.g. Chicago, IL."), two);
+        assert_eq!(form("The city, for instance Boston, MA"), two);
+        assert_eq!(form("The city where it is held, e.g., New York, NY. Required."), two);
+        assert_eq!(
+            form("The city and state, e.g. New York, NY, you should format it as City, State."),
+            two
+        );
+        // Lists of examples, other shapes, no example: no pattern.
+        assert_eq!(form("The gaming platform e.g. Xbox, Playstation, PC."), None);
+        assert_eq!(form("The city, e.g. Boston"), None);
+        assert_eq!(form("The city and state, like Boston, MA"), None);
+        assert_eq!(form("Date, e.g. 2023-01-01, in ISO form"), None);
+        let s = with_stated_forms(&serde_json::json!({"type": "object", "properties": {
+            "location": {"type": "string", "description": "The city and state, e.g. Denver, CO"}}}));
+        let p = s["properties"]["location"]["pattern"].as_str().unwrap_or_default();
+        let re = regex::Regex::new(p).expect("a valid regex");
+        assert!(re.is_match("Denver, CO") && !re.is_match("Denver") && !re.is_match("Denver, Colorado"));
+        // llama.cpp turns it into a grammar.
+        assert!(llama_cpp_2::json_schema_to_grammar(&s.to_string()).is_ok());
     }
 }
