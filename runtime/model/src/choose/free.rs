@@ -8,6 +8,9 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
+use std::sync::OnceLock;
+
+use regex::Regex;
 use serde_json::Value;
 
 use super::args::{ArgDecoder, ArgOptions};
@@ -338,7 +341,66 @@ pub fn tidy(args: &mut Value, props: &[Prop], source: &str, opts: &ArgOptions) -
     let mut notes = reconcile_numbers(args, props, &dec);
     notes.extend(drop_ungrounded(args, props, &dec));
     notes.extend(set_named_flags(args, props, &dec));
+    notes.extend(dates_in_stated_format(args, props));
     notes
+}
+
+/// Dates written the ISO way (`2023-06-01`) to a parameter whose description states another
+/// format ("in the format mm-dd-yyyy"), rewritten in that format: a model writes the form it
+/// saw most. Only the unambiguous ISO order is read (`06/01/2023` could be either day).
+fn dates_in_stated_format(args: &mut Value, props: &[Prop]) -> Vec<String> {
+    let mut notes = Vec::new();
+    let Value::Object(map) = args else { return notes };
+    for p in props.iter().filter(|p| matches!(p.ty, Ty::String)) {
+        let Some(format) = stated_date_format(&p.description) else {
+            continue;
+        };
+        let Some(Value::String(v)) = map.get(&p.name) else {
+            continue;
+        };
+        let Some((y, m, d)) = iso_date(v) else { continue };
+        let (sep, order) = format;
+        let part = |c: char| match c {
+            'y' => format!("{y:04}"),
+            'm' => format!("{m:02}"),
+            _ => format!("{d:02}"),
+        };
+        let new: Vec<String> = order.iter().map(|&c| part(c)).collect();
+        let new = new.join(&sep.to_string());
+        if &new != v {
+            notes.push(format!("{}: {v} -> {new} (the format its description states)", p.name));
+            map.insert(p.name.clone(), Value::String(new));
+        }
+    }
+    notes
+}
+
+/// The date format a description states: its separator and the order of year, month, day.
+fn stated_date_format(description: &str) -> Option<(char, [char; 3])> {
+    static RE: OnceLock<Option<Regex>> = OnceLock::new();
+    let re = RE
+        .get_or_init(|| Regex::new(r"(?i)\b(yyyy|mm|dd)([-/.])(yyyy|mm|dd)([-/.])(yyyy|mm|dd)\b").ok())
+        .as_ref()?;
+    let c = re.captures(description)?;
+    let sep = c.get(2)?.as_str().chars().next()?;
+    if c.get(4)?.as_str().chars().next()? != sep {
+        return None;
+    }
+    let first = |i: usize| c.get(i).and_then(|m| m.as_str().to_lowercase().chars().next());
+    let order = [first(1)?, first(3)?, first(5)?];
+    let distinct = order[0] != order[1] && order[1] != order[2] && order[0] != order[2];
+    distinct.then_some((sep, order))
+}
+
+/// Year, month and day of a date written `yyyy-mm-dd` (or with `/` or `.`), if valid.
+fn iso_date(v: &str) -> Option<(u32, u32, u32)> {
+    let parts: Vec<&str> = v.trim().split(['-', '/', '.']).collect();
+    let [y, m, d] = parts.as_slice() else { return None };
+    if y.len() != 4 || m.is_empty() || m.len() > 2 || d.is_empty() || d.len() > 2 {
+        return None;
+    }
+    let (y, m, d) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    ((1..=12).contains(&m) && (1..=31).contains(&d)).then_some((y, m, d))
 }
 
 /// Numbers the model wrote, made to agree with how the user wrote them: a percentage goes
@@ -458,6 +520,28 @@ mod tests {
             required: true,
             default: None,
         }
+    }
+
+    #[test]
+    fn iso_dates_are_written_in_the_format_a_description_states() {
+        let props = [
+            prop("date", Ty::String, "The date, in the format mm-dd-yyyy."),
+            prop("day", Ty::String, "Day of the stay, DD/MM/YYYY"),
+            prop("iso", Ty::String, "Use format 'YYYY-MM-DD'"),
+            prop("free", Ty::String, "A date"),
+        ];
+        let mut args = json!({"date": "2023-06-01", "day": "2024-12-5", "iso": "2023-06-01", "free": "2023-06-01"});
+        let notes = dates_in_stated_format(&mut args, &props);
+        assert_eq!(
+            args,
+            json!({"date": "06-01-2023", "day": "05/12/2024", "iso": "2023-06-01", "free": "2023-06-01"})
+        );
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        // Not an ISO date, or not a date: left as written.
+        let mut args = json!({"date": "06/01/2023", "day": "tomorrow"});
+        assert!(dates_in_stated_format(&mut args, &props).is_empty());
+        assert_eq!(stated_date_format("format MM-DD-YYY"), None);
+        assert_eq!(stated_date_format("yyyy-mm/dd"), None);
     }
 
     #[test]
