@@ -342,7 +342,71 @@ pub fn tidy(args: &mut Value, props: &[Prop], source: &str, opts: &ArgOptions) -
     notes.extend(drop_ungrounded(args, props, &dec));
     notes.extend(set_named_flags(args, props, &dec));
     notes.extend(dates_in_stated_format(args, props));
+    notes.extend(ends_in_request_order(args, props, source));
     notes
+}
+
+/// The two ends of a route or a conversion put the way the request says them: "from Las
+/// Vegas to Los Angeles" with `start_location: "Los Angeles"` and `end_location: "Las
+/// Vegas"` is swapped (a small model keeps the pair and loses the order). Only a pair the
+/// request states exactly the other way round is touched.
+fn ends_in_request_order(args: &mut Value, props: &[Prop], source: &str) -> Vec<String> {
+    const STARTS: [&str; 6] = ["start", "source", "origin", "from", "departure", "src"];
+    const ENDS: [&str; 6] = ["end", "destination", "to", "dest", "arrival", "target"];
+    let words = |name: &str| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cur = String::new();
+        for c in name.chars() {
+            if c == '_' || c == '-' || c == '.' || c.is_uppercase() {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            if c.is_alphanumeric() {
+                cur.push(c.to_ascii_lowercase());
+            }
+        }
+        out.push(cur);
+        out
+    };
+    let Value::Object(map) = args else { return Vec::new() };
+    let strings: Vec<&Prop> = props
+        .iter()
+        .filter(|p| map.get(&p.name).is_some_and(Value::is_string))
+        .collect();
+    let of = |set: &[&str]| -> Option<String> {
+        let mut found = strings
+            .iter()
+            .filter(|p| words(&p.name).iter().any(|w| set.contains(&w.as_str())));
+        let one = found.next()?;
+        found.next().is_none().then(|| one.name.clone())
+    };
+    let (Some(start), Some(end)) = (of(&STARTS), of(&ENDS)) else {
+        return Vec::new();
+    };
+    if start == end {
+        return Vec::new();
+    }
+    let text = |k: &str| map.get(k).and_then(Value::as_str).unwrap_or_default().to_lowercase();
+    let (a, b) = (text(&start), text(&end));
+    let said = source.to_lowercase();
+    if a.is_empty() || b.is_empty() || a == b {
+        return Vec::new();
+    }
+    let from_b = said.find(&format!("from {b}"));
+    let to_a = said.find(&format!("to {a}"));
+    let reversed = matches!((from_b, to_a), (Some(f), Some(t)) if f < t)
+        && !said.contains(&format!("from {a}"))
+        && !said.contains(&format!("to {b}"));
+    if !reversed {
+        return Vec::new();
+    }
+    let (va, vb) = (map.remove(&start), map.remove(&end));
+    if let (Some(va), Some(vb)) = (va, vb) {
+        map.insert(start.clone(), vb);
+        map.insert(end.clone(), va);
+    }
+    vec![format!("{start} and {end} swapped (the request goes from {b} to {a})")]
 }
 
 /// Dates written the ISO way (`2023-06-01`) to a parameter whose description states another
@@ -520,6 +584,32 @@ mod tests {
             required: true,
             default: None,
         }
+    }
+
+    #[test]
+    fn the_ends_of_a_route_follow_the_request() {
+        let props = [
+            prop("start_location", Ty::String, ""),
+            prop("end_location", Ty::String, ""),
+            prop("time_period", Ty::String, ""),
+        ];
+        let src = "How much traffic should I expect from Las Vegas to Los Angeles this weekend?";
+        let mut args = json!({"start_location": "Los Angeles", "end_location": "Las Vegas", "time_period": "weekend"});
+        assert_eq!(ends_in_request_order(&mut args, &props, src).len(), 1);
+        assert_eq!(args["start_location"], "Las Vegas");
+        assert_eq!(args["end_location"], "Los Angeles");
+        // In order already, or not stated as a route: untouched.
+        assert!(ends_in_request_order(&mut args, &props, src).is_empty());
+        let mut args = json!({"start_location": "Los Angeles", "end_location": "Las Vegas"});
+        assert!(ends_in_request_order(&mut args, &props, "Traffic between Las Vegas and Los Angeles").is_empty());
+        // camelCase names, currencies.
+        let props = [prop("fromCurrency", Ty::String, ""), prop("toCurrency", Ty::String, "")];
+        let mut args = json!({"fromCurrency": "USD", "toCurrency": "EUR"});
+        assert_eq!(
+            ends_in_request_order(&mut args, &props, "Convert 5 from eur to usd").len(),
+            1
+        );
+        assert_eq!(args, json!({"fromCurrency": "EUR", "toCurrency": "USD"}));
     }
 
     #[test]
