@@ -389,20 +389,17 @@ pub fn relevant(sig: &Signals, best: usize, opts: &ChooseOptions) -> bool {
 
 /// Asked apart from the conversation and the other tools (the function's signature and the
 /// request, nothing else), how much more likely the model answers "yes" than "no" to
-/// whether calling `tool` would help answer `request`: log-odds, in nats. A small model
-/// judges this better on its own than inside the conversation, where the tool list and the
-/// call instructions pull it towards calling. Four worked answers come first: a question
-/// a lookup function answers is a yes (asked bare, Qwen2.5-Coder leaned to "no" on questions
-/// of fact put to a lookup function), a function of the same subject computing something
-/// else is a no. They are the same for
-/// every request, so their tokens stay cached from one request to the next.
+/// whether `tool` does what `request` asks: log-odds, in nats. A small model judges this
+/// better on its own than inside the conversation, where the tool list and the call
+/// instructions pull it towards calling; the fixed instruction comes first, so its tokens
+/// stay cached from one request to the next.
 fn ask_apart(s: &mut Session<'_>, tool: &ToolDef, request: &str, keep: SeqId) -> Result<f32> {
-    let mut msgs = vec![Message::system("You are a helpful assistant.")];
-    for (function, example, answer) in WORKED {
-        msgs.push(Message::user(apart_question(function, example)));
-        msgs.push(Message::assistant(answer.to_string()));
-    }
-    msgs.push(Message::user(apart_question(&brief(tool), request.trim())));
+    let ask = format!(
+        "Answer yes or no: can the function below, called with suitable arguments, do what the request asks?\n\nFunction: {}\n\nRequest: {}",
+        brief(tool),
+        request.trim()
+    );
+    let msgs = vec![Message::system("You are a helpful assistant."), Message::user(ask)];
     let prompt = s.m.template.render(&msgs, &[], None)?;
     let toks = s.m.tokenize(&prompt);
     let (seq, logits) = s.start_avoiding(&toks, &[keep])?;
@@ -413,37 +410,6 @@ fn ask_apart(s: &mut Session<'_>, tool: &ToolDef, request: &str, keep: SeqId) ->
     // Neither answer possible at all: no vote either way.
     Ok(if odds.is_nan() { 0.0 } else { odds })
 }
-
-/// The question asked apart, for one function and one request.
-fn apart_question(function: &str, request: &str) -> String {
-    format!(
-        "Answer yes or no: would calling the function below help answer the request?\n\nFunction: {function}\n\nRequest: {request}"
-    )
-}
-
-/// Worked answers shown before the question asked apart: (function, request, answer).
-const WORKED: [(&str, &str, &str); 4] = [
-    (
-        "get_weather(city, date): Get the weather forecast for a city on a date.",
-        "Will it rain in Lisbon tomorrow?",
-        "Yes",
-    ),
-    (
-        "rectangle_area(width, height): Calculate the area of a rectangle.",
-        "What is the perimeter of a rectangle 3 m by 4 m?",
-        "No",
-    ),
-    (
-        "find_books(author): Find the books written by an author.",
-        "Which novels did Jane Austen write?",
-        "Yes",
-    ),
-    (
-        "convert_currency(amount, from_currency, to_currency): Convert an amount of money between currencies.",
-        "How tall is the Eiffel Tower?",
-        "No",
-    ),
-];
 
 /// `ln(e^a + e^b)` without leaving the float range.
 fn log_add(a: f32, b: f32) -> f32 {

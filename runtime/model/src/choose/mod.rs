@@ -98,8 +98,8 @@ pub struct ChooseOptions {
     /// function. Such a model's own "none" is informed; a model without that training
     /// prefers "none" almost always, so the rule is not applied to it.
     pub none_margin: f32,
-    /// For the same models: weight of a second vote, the model asked apart whether calling
-    /// the chosen function would help answer the request (log-odds of "yes" over "no", less
+    /// For the same models: weight of a second vote, the model asked apart whether the
+    /// chosen function does what the request asks (log-odds of "yes" over "no", less
     /// [`ChooseOptions::verify_offset`]), added to the naming margin before it is compared
     /// with [`ChooseOptions::none_margin`]. Asked while the conversation ends with the
     /// user's request (not after tool results). 0 = never asked (one prompt evaluation less).
@@ -107,7 +107,7 @@ pub struct ChooseOptions {
     /// about one): 15 gives them about equal say.
     pub verify_weight: f32,
     /// The log-odds of "yes" at which the answer asked apart is neutral: the model leans
-    /// to "yes" whatever it is asked (less so after the worked answers, two of them "no").
+    /// to "yes" whatever it is asked.
     pub verify_offset: f32,
     /// Whether the model was trained on tool calls, so that its own "no function" and its
     /// own argument values are worth trusting (see [`ChooseOptions::none_margin`] and
@@ -131,7 +131,7 @@ impl Default for ChooseOptions {
             sure_overlap: 0.5,
             none_margin: 2.0,
             verify_weight: 15.0,
-            verify_offset: 0.45,
+            verify_offset: 1.1,
             trained_on_tools: None,
             overlap_weight: 20.0,
             args: ArgOptions::default(),
