@@ -357,10 +357,8 @@ fn ends_in_request_order(args: &mut Value, props: &[Prop], source: &str) -> Vec<
         let mut out = Vec::new();
         let mut cur = String::new();
         for c in name.chars() {
-            if c == '_' || c == '-' || c == '.' || c.is_uppercase() {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
+            if (c == '_' || c == '-' || c == '.' || c.is_uppercase()) && !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
             }
             if c.is_alphanumeric() {
                 cur.push(c.to_ascii_lowercase());
