@@ -160,15 +160,15 @@ pub fn props(schema: &Value) -> Vec<Prop> {
         .unwrap_or_default()
 }
 
-/// The schema with what descriptions state in prose made part of it: the choices a string
-/// parameter lists (an `enum`), the form of a place its example shows (a `pattern`, see
-/// [`place_code_form`]). The choices: a string
-/// parameter described as "Can be 'melting', 'freezing', 'vaporization', 'condensation'" or
-/// "'real' for real roots, 'all' for both" takes one of those values, and a small model
-/// writes its own word for them ("boiling") unless held to the list. Only closed lists
-/// count: two or more quoted values with a word that says they are the choices ("can be",
-/// "options", "either", "one of", "or" between them); a list that says it is open ("e.g.",
-/// "such as", "etc.") stays free text.
+/// The schema with what descriptions state in prose made part of it, for the grammar and
+/// the decoder (the tool's own schema still validates the call):
+/// - the choices a string parameter lists become an `enum`: described as "Can be 'melting',
+///   'freezing', 'vaporization', 'condensation'" or "'real' for real roots, 'all' for
+///   both", it takes one of those values, where a small model writes its own word for them
+///   ("boiling"). Only closed lists count: two or more quoted values with a word that says
+///   they are the choices ("can be", "options", "either", "one of", "or" between them); a
+///   list that says it is open ("e.g.", "such as", "etc.") stays free text;
+/// - the form of a place an example shows becomes a `pattern` (see [`place_code_form`]).
 pub fn with_stated_forms(schema: &Value) -> Value {
     let Value::Object(m) = schema else {
         return schema.clone();
