@@ -668,9 +668,8 @@ impl<'o> ArgDecoder<'o> {
     }
 }
 
-/// Whether `value` occurs in `text` only ever followed by more letters of the same word.
 /// The words of an identifier, lowercased (`act_name` → act, name; `zipCode` → zip, code).
-fn name_words(name: &str) -> Vec<String> {
+pub(super) fn name_words(name: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut w = String::new();
     for c in name.chars() {

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde_json::Value;
 
-use super::args::{ArgDecoder, ArgOptions};
+use super::args::{ArgDecoder, ArgOptions, name_words};
 use super::cursor::Cursor;
 use super::schema::{Prop, Ty};
 use super::values;
@@ -353,20 +353,6 @@ pub fn tidy(args: &mut Value, props: &[Prop], source: &str, opts: &ArgOptions) -
 fn ends_in_request_order(args: &mut Value, props: &[Prop], source: &str) -> Vec<String> {
     const STARTS: [&str; 6] = ["start", "source", "origin", "from", "departure", "src"];
     const ENDS: [&str; 6] = ["end", "destination", "to", "dest", "arrival", "target"];
-    let words = |name: &str| -> Vec<String> {
-        let mut out = Vec::new();
-        let mut cur = String::new();
-        for c in name.chars() {
-            if (c == '_' || c == '-' || c == '.' || c.is_uppercase()) && !cur.is_empty() {
-                out.push(std::mem::take(&mut cur));
-            }
-            if c.is_alphanumeric() {
-                cur.push(c.to_ascii_lowercase());
-            }
-        }
-        out.push(cur);
-        out
-    };
     let Value::Object(map) = args else { return Vec::new() };
     let strings: Vec<&Prop> = props
         .iter()
@@ -375,7 +361,7 @@ fn ends_in_request_order(args: &mut Value, props: &[Prop], source: &str) -> Vec<
     let of = |set: &[&str]| -> Option<String> {
         let mut found = strings
             .iter()
-            .filter(|p| words(&p.name).iter().any(|w| set.contains(&w.as_str())));
+            .filter(|p| name_words(&p.name).iter().any(|w| set.contains(&w.as_str())));
         let one = found.next()?;
         found.next().is_none().then(|| one.name.clone())
     };
