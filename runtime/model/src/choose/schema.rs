@@ -245,40 +245,27 @@ fn stated_choices(description: &str) -> Option<Vec<String>> {
     let mut or_between = false;
     // Values each followed by what it means ("'real' for real roots, 'all' for both").
     let mut defined = 0;
-    let chars: Vec<(usize, char)> = description.char_indices().collect();
-    let mut i = 0;
     let mut last_end = None;
-    while i < chars.len() {
-        let (at, c) = chars[i];
-        let opens = (c == '\'' || c == '"') && (i == 0 || matches!(chars[i - 1].1, ' ' | '(' | '[' | ',' | ':' | '/'));
-        if !opens {
-            i += 1;
+    let re = super::values::quoted_re()?;
+    for c in re.captures_iter(description) {
+        let Some(m) = c.get(1).or_else(|| c.get(2)) else {
             continue;
-        }
-        // The closing quote: the same character, followed by a space, punctuation or the end.
-        let close = (i + 1..chars.len()).find(|&j| {
-            chars[j].1 == c
-                && chars
-                    .get(j + 1)
-                    .is_none_or(|n| n.1.is_whitespace() || ",.;:)]/".contains(n.1))
-        });
-        let Some(j) = close else { break };
-        let value = &description[at + c.len_utf8()..chars[j].0];
-        if value.is_empty() || value.chars().count() > 40 || value.contains(c) {
-            i = j + 1;
+        };
+        if m.as_str().chars().count() > 40 {
             continue;
         }
         if let Some(end) = last_end {
-            let gap = description[end..at].to_lowercase();
+            let gap = description[end..m.start()].to_lowercase();
             or_between |= gap.split(|ch: char| !ch.is_alphanumeric()).any(|w| w == "or");
         }
-        last_end = Some(chars[j].0 + c.len_utf8());
-        let after = description[chars[j].0 + c.len_utf8()..].to_lowercase();
+        // Past the closing quote.
+        let end = m.end() + 1;
+        last_end = Some(end);
+        let after = description.get(end..).unwrap_or_default().to_lowercase();
         defined += usize::from(after.starts_with(" for ") || after.starts_with(" refers to "));
-        if !values.iter().any(|v| v == value) {
-            values.push(value.to_string());
+        if !values.iter().any(|v| v == m.as_str()) {
+            values.push(m.as_str().to_string());
         }
-        i = j + 1;
     }
     const CLOSED: [&str; 9] = [
         "can be",

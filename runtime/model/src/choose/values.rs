@@ -274,7 +274,8 @@ const NOT_NAMES: &[&str] = &[
     "determine",
 ];
 
-fn quoted_re() -> Option<&'static Regex> {
+/// A value quoted with `'` or `"` after a space, a bracket or punctuation.
+pub(super) fn quoted_re() -> Option<&'static Regex> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
     RE.get_or_init(|| Regex::new(r#"(?:^|[\s(\[,:=])(?:'([^'\n]{1,60})'|"([^"\n]{1,60})")"#).ok())
         .as_ref()
