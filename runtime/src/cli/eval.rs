@@ -135,10 +135,10 @@ impl Tally {
         calls: &[ToolCall],
         ms: f64,
         known: Option<&BTreeMap<String, Answer>>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Option<Verdict>> {
         self.lat.push(ms);
         if !self.scorable {
-            return Ok(());
+            return Ok(None);
         }
         let exp = known.and_then(|k| k.get(&item.id));
         if known.is_some() && exp.is_none() {
@@ -155,7 +155,7 @@ impl Tally {
             };
             *self.errors.entry(kind).or_default() += 1;
         }
-        Ok(())
+        Ok(Some(v))
     }
 
     fn accuracy(&self) -> f64 {
@@ -284,9 +284,12 @@ pub async fn run_files(
             if let Some(e) = &err {
                 line["error"] = json!(e);
             }
+            // With answers, how the item was judged: "correct" or the kind of error.
+            if let Some(v) = tally.add(item, &calls, ms, known.as_ref())? {
+                line["verdict"] = serde_json::to_value(&v)?;
+            }
             writeln!(out, "{line}")?;
             out.flush()?;
-            tally.add(item, &calls, ms, known.as_ref())?;
             if tally.scorable {
                 bar.set_message(format!("{:.0}% correct", 100.0 * tally.accuracy()));
             }

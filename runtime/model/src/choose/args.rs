@@ -597,19 +597,33 @@ impl<'o> ArgDecoder<'o> {
     /// Whether the request names an optional property: one of the words of its name (of four
     /// letters or more, not a generic one) starts a word of the request.
     pub(crate) fn named_in_request(&self, name: &str) -> bool {
-        let words = name_words(name);
-        let req: Vec<&str> = self
-            .source_lower
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|x| !x.is_empty())
-            .collect();
-        words
+        !self.name_positions(name).is_empty()
+    }
+
+    /// Byte offsets of the request's words that name the property `name` (start with the
+    /// first six letters of one of its words of four letters or more, not a generic one).
+    pub(crate) fn name_positions(&self, name: &str) -> Vec<usize> {
+        let stems: Vec<String> = name_words(name)
             .iter()
             .filter(|w| w.chars().count() >= 4 && !GENERIC_WORDS.contains(&w.as_str()))
-            .any(|w| {
-                let stem: String = w.chars().take(6).collect();
-                req.iter().any(|r| r.starts_with(&stem))
-            })
+            .map(|w| w.chars().take(6).collect())
+            .collect();
+        let src = &self.source_lower;
+        let mut out = Vec::new();
+        let mut start = None;
+        for (i, c) in src.char_indices().chain(std::iter::once((src.len(), ' '))) {
+            match (c.is_alphanumeric(), start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    if stems.iter().any(|st| src[s..i].starts_with(st.as_str())) {
+                        out.push(s);
+                    }
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// Free decoding of a string's characters (the opening quote is written; the closing one

@@ -343,6 +343,120 @@ pub fn tidy(args: &mut Value, props: &[Prop], source: &str, opts: &ArgOptions) -
     notes.extend(set_named_flags(args, props, &dec));
     notes.extend(dates_in_stated_format(args, props));
     notes.extend(ends_in_request_order(args, props, source));
+    notes.extend(numbers_each_once(args, props, &dec));
+    notes.extend(trimmed_strings(args, props));
+    notes
+}
+
+/// A number the request wrote once, copied into two arguments while another number it wrote
+/// went to none: the argument whose name the request puts next to the unused number takes
+/// it ("net income of $2,000,000 … dividends paid of $200,000" with both at 2000000). Only
+/// when exactly one number is left over, and that argument's name stands nearer to it than
+/// to the number copied twice.
+fn numbers_each_once(args: &mut Value, props: &[Prop], dec: &ArgDecoder<'_>) -> Vec<String> {
+    use values::Written;
+    let Value::Object(map) = args else { return Vec::new() };
+    let same = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
+    let nums: Vec<(&Prop, f64)> = props
+        .iter()
+        .filter(|p| matches!(p.ty, Ty::Integer | Ty::Number))
+        .filter_map(|p| Some((p, map.get(&p.name)?.as_f64()?)))
+        .collect();
+    let written: Vec<&values::Found> = dec
+        .numbers_found()
+        .iter()
+        .filter(|f| f.written == Written::Plain)
+        .collect();
+    let unused: Vec<&&values::Found> = written
+        .iter()
+        .filter(|f| !nums.iter().any(|(_, v)| same(*v, f.value)))
+        .collect();
+    let [spare] = unused.as_slice() else { return Vec::new() };
+    for (i, (_, v)) in nums.iter().enumerate() {
+        let twice: Vec<&Prop> = nums[i..]
+            .iter()
+            .filter(|(_, w)| same(*v, *w))
+            .map(|(p, _)| *p)
+            .collect();
+        let at: Vec<usize> = written.iter().filter(|f| same(f.value, *v)).map(|f| f.at).collect();
+        if twice.len() < 2 || nums[..i].iter().any(|(_, w)| same(*v, *w)) || at.len() != 1 {
+            continue;
+        }
+        let nearest = |p: &Prop, to: usize| dec.name_positions(&p.name).into_iter().map(|x| x.abs_diff(to)).min();
+        let pick = twice
+            .iter()
+            .filter_map(|p| {
+                let (d_spare, d_copied) = (nearest(p, spare.at)?, nearest(p, at[0])?);
+                (d_spare < d_copied).then_some((d_spare, *p))
+            })
+            .min_by_key(|(d, _)| *d);
+        let Some((_, p)) = pick else { continue };
+        let new = if matches!(p.ty, Ty::Integer) {
+            if spare.value.fract() != 0.0 {
+                continue;
+            }
+            Value::from(spare.value as i64)
+        } else if let Some(n) = serde_json::Number::from_f64(spare.value) {
+            Value::Number(n)
+        } else {
+            continue;
+        };
+        let note = format!(
+            "{}: {v} -> {new} (the request wrote {v} once, for another argument, and {new} beside this one's name)",
+            p.name
+        );
+        map.insert(p.name.clone(), new);
+        return vec![note];
+    }
+    Vec::new()
+}
+
+/// String values trimmed of what their parameter does not ask for: the common noun naming
+/// the kind of value after it ("Santa Clara county" for `county`; a capitalized word is part
+/// of the name: "Mexico City" stays), and another argument's value after a preposition
+/// ("Criminal Law Amendment Act of 2013" beside `amendment_year: 2013`).
+fn trimmed_strings(args: &mut Value, props: &[Prop]) -> Vec<String> {
+    const PREPOSITIONS: [&str; 6] = ["of", "in", "for", "from", "on", "at"];
+    let Value::Object(map) = args else { return Vec::new() };
+    let others: Vec<(String, String)> = map
+        .iter()
+        .filter_map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s.trim().to_string(),
+                Value::Number(n) => n.to_string(),
+                _ => return None,
+            };
+            (!text.is_empty()).then(|| (k.clone(), text.to_lowercase()))
+        })
+        .collect();
+    let mut notes = Vec::new();
+    for p in props.iter().filter(|p| matches!(p.ty, Ty::String)) {
+        let Some(Value::String(v)) = map.get(&p.name) else {
+            continue;
+        };
+        let words: Vec<&str> = v.split_whitespace().collect();
+        let kind_last = words.len() >= 2
+            && words.last().is_some_and(|w| {
+                w.starts_with(|c: char| c.is_lowercase()) && name_words(&p.name).iter().any(|k| k.len() >= 3 && w == k)
+            });
+        let (keep, why) = if kind_last {
+            (words.len() - 1, "the kind of value, not part of it".to_string())
+        } else {
+            let lower = v.to_lowercase();
+            let tail = others.iter().filter(|(k, _)| k != &p.name).find_map(|(k, o)| {
+                let n = o.split_whitespace().count();
+                let head = lower.strip_suffix(o.as_str())?;
+                let prep = words.get(words.len().checked_sub(n + 1)?)?.to_lowercase();
+                let fits = words.len() >= n + 2 && head.ends_with(' ') && PREPOSITIONS.contains(&prep.as_str());
+                fits.then(|| (words.len() - n - 1, format!("\"{prep} {o}\" is the value of {k}")))
+            });
+            let Some(t) = tail else { continue };
+            t
+        };
+        let new = words[..keep].join(" ");
+        notes.push(format!("{}: \"{v}\" -> \"{new}\" ({why})", p.name));
+        map.insert(p.name.clone(), Value::String(new));
+    }
     notes
 }
 
@@ -568,6 +682,61 @@ mod tests {
             required: true,
             default: None,
         }
+    }
+
+    #[test]
+    fn a_number_copied_twice_goes_back_to_the_argument_the_request_wrote_it_for() {
+        let props = [
+            prop("revenue", Ty::Number, ""),
+            prop("costs", Ty::Number, ""),
+            prop("tax_paid", Ty::Number, ""),
+        ];
+        let src = "Work out the margin for revenue of $5,000,000 with costs of $3,000,000 and tax paid of $500,000.";
+        let mut args = json!({"revenue": 5000000, "costs": 3000000, "tax_paid": 5000000});
+        assert_eq!(numbers_each_once(&mut args, &props, &dec(src)).len(), 1);
+        assert_eq!(args["tax_paid"], 500000.0);
+        assert_eq!(args["revenue"], 5000000);
+        // A number the request wrote twice, or two numbers left over: left alone.
+        let src2 = "Two dice with 6 sides each, rolled 6 times; 3 of them count, or 4.";
+        let props2 = [
+            prop("dice", Ty::Integer, ""),
+            prop("sides", Ty::Integer, ""),
+            prop("rolls", Ty::Integer, ""),
+        ];
+        let mut args = json!({"dice": 2, "sides": 6, "rolls": 6});
+        assert!(numbers_each_once(&mut args, &props2, &dec(src2)).is_empty());
+        // The argument's name is not beside the spare number: left alone.
+        let src3 = "Revenue of $5,000,000 with costs of $3,000,000, of which 500,000 was one-off.";
+        let mut args = json!({"revenue": 5000000, "costs": 3000000, "tax_paid": 5000000});
+        assert!(numbers_each_once(&mut args, &props, &dec(src3)).is_empty());
+    }
+
+    #[test]
+    fn string_values_lose_what_their_parameter_does_not_ask_for() {
+        let props = [
+            prop("county", Ty::String, ""),
+            prop("law_name", Ty::String, ""),
+            prop("year", Ty::Integer, ""),
+        ];
+        let mut args = json!({"county": "Marin county", "law_name": "Clean Air Act of 1990", "year": 1990});
+        assert_eq!(trimmed_strings(&mut args, &props).len(), 2);
+        assert_eq!(
+            args,
+            json!({"county": "Marin", "law_name": "Clean Air Act", "year": 1990})
+        );
+        // A capitalized kind word is part of the name; a value without the preposition, or
+        // whose end is not another argument's value, stays.
+        let props = [
+            prop("city", Ty::String, ""),
+            prop("query", Ty::String, ""),
+            prop("location", Ty::String, ""),
+        ];
+        let mut args = json!({"city": "Mexico City", "query": "Book of Kells", "location": "Dublin"});
+        assert!(trimmed_strings(&mut args, &props).is_empty());
+        let mut args = json!({"city": "Dublin", "query": "tours in Dublin", "location": "Dublin"});
+        assert_eq!(trimmed_strings(&mut args, &props).len(), 1);
+        assert_eq!(args["query"], "tours");
+        assert_eq!(args["city"], "Dublin");
     }
 
     #[test]
