@@ -301,7 +301,11 @@ impl Position {
     }
 }
 
-/// The likeliest token the grammar allows (`None` when it allows only the end).
+/// The likeliest token the grammar allows (`None` when it allows only the end). When the
+/// grammar refuses the model's own first choice, the start of that choice is written if the
+/// grammar allows it: a model trained on calls closes the arguments and the call in one
+/// token (`}}`); the grammar, which ends with the arguments, takes its `}`, where the next
+/// likeliest allowed token would be a digit, and a `5` went on as `5000000000000000`.
 fn best_allowed(m: &LoadedModel, lg: &Logits, grammar: &mut LlamaSampler) -> Option<LlamaToken> {
     let top = lg.top(TOP);
     let mut arr = LlamaTokenDataArray::new(
@@ -310,6 +314,12 @@ fn best_allowed(m: &LoadedModel, lg: &Logits, grammar: &mut LlamaSampler) -> Opt
     );
     arr.apply_sampler(grammar);
     if let Some(t) = argmax(&arr) {
+        if let Some(&(want, _)) = top.first()
+            && want != t
+            && let Some(p) = allowed_start(m, want, grammar)
+        {
+            return Some(p);
+        }
         return (!m.is_eog(t)).then_some(t);
     }
     // None of the likeliest fits: ask the grammar about every token.
@@ -323,6 +333,25 @@ fn best_allowed(m: &LoadedModel, lg: &Logits, grammar: &mut LlamaSampler) -> Opt
     );
     arr.apply_sampler(grammar);
     argmax(&arr).filter(|&t| !m.is_eog(t))
+}
+
+/// The longest start of the token `want`'s text that is one token the grammar allows, where
+/// what the grammar cut off only closes objects or arrays (`}}` → `}`): a token refused for
+/// what it writes (a word, a digit) is not cut.
+fn allowed_start(m: &LoadedModel, want: LlamaToken, grammar: &mut LlamaSampler) -> Option<LlamaToken> {
+    let text = String::from_utf8_lossy(m.piece(want)).into_owned();
+    let closing = |rest: &str| rest.chars().all(|c| c == '}' || c == ']' || c.is_whitespace());
+    let ends: Vec<usize> = text
+        .char_indices()
+        .map(|(i, _)| i)
+        .filter(|&i| i > 0 && closing(&text[i..]))
+        .collect();
+    ends.into_iter().rev().find_map(|end| {
+        let [t] = m.tokenize(&text[..end])[..] else { return None };
+        let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(t, 0.0, 0.0)], false);
+        one.apply_sampler(grammar);
+        argmax(&one).filter(|&t| !m.is_eog(t))
+    })
 }
 
 fn argmax(arr: &LlamaTokenDataArray) -> Option<LlamaToken> {

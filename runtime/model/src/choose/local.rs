@@ -263,7 +263,8 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
     cur.write_scored(best + 2, &alts[best])?;
     if opts.allow_none && informed {
         // Two votes of the model: naming the tool rather than no function, in the
-        // conversation; and saying the tool does what the request asks, asked apart. Once
+        // conversation; and saying the tool does what the request asks, asked apart, with
+        // the tool's word overlap with the request beside it. Once
         // tool results follow the request, whether to call again depends on what they said,
         // which only the conversation shows: the first vote decides alone.
         let mut score = margin;
@@ -274,8 +275,9 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
             if req.cancel.is_cancelled() {
                 return Err(ModelError::Cancelled);
             }
-            score += opts.verify_weight * (yes - opts.verify_offset);
-            apart = format!(", asked apart yes {yes:.2} (score {score:.2})");
+            let overlap = sig.lexical.get(best).copied().unwrap_or(0.0);
+            score += opts.verify_weight * (yes - opts.verify_offset) + opts.overlap_vote_weight * overlap;
+            apart = format!(", asked apart yes {yes:.2}, word overlap {overlap:.2} (score {score:.2})");
         }
         trace.push(format!(
             "`{}` named over no function by {margin:.2}{apart}",

@@ -109,6 +109,13 @@ pub struct ChooseOptions {
     /// The log-odds of "yes" at which the answer asked apart is neutral: the model leans
     /// to "yes" whatever it is asked.
     pub verify_offset: f32,
+    /// Weight of the chosen tool's word overlap with the request (see
+    /// [`lexical::overlap`]: 0 to about 2) in the same vote: a third voice, apart from the
+    /// model's, for requests a model would rather answer from what it knows ("Who was the
+    /// U.S. president in 1940?" with a lookup function at hand). With it, the vote called
+    /// 371 rather than 357 of 393 requests that wanted a call (BFCL simple_python and
+    /// multiple tuning items, Qwen2.5-Coder-0.5B) and abstained as often on irrelevant ones.
+    pub overlap_vote_weight: f32,
     /// Whether the model was trained on tool calls, so that its own "no function" and its
     /// own argument values are worth trusting (see [`ChooseOptions::none_margin`] and
     /// [`ArgMode::Auto`]). `None`: when its chat template has a tool section.
@@ -131,7 +138,8 @@ impl Default for ChooseOptions {
             sure_overlap: 0.5,
             none_margin: 2.0,
             verify_weight: 15.0,
-            verify_offset: 1.1,
+            verify_offset: 1.15,
+            overlap_vote_weight: 4.0,
             trained_on_tools: None,
             overlap_weight: 20.0,
             args: ArgOptions::default(),
