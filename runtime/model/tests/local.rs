@@ -325,13 +325,20 @@ async fn tree_batched_scores_equal_one_by_one_scores() {
 fn asked_apart(trace: &[String]) -> Option<f32> {
     let line = trace.iter().find(|t| t.contains("asked apart yes"))?;
     let rest = line.split("asked apart yes ").nth(1)?;
+    rest.split_whitespace().next()?.trim_end_matches(',').parse().ok()
+}
+
+/// The word overlap the trace reports beside the vote asked apart.
+fn vote_overlap(trace: &[String]) -> Option<f32> {
+    let line = trace.iter().find(|t| t.contains("asked apart yes"))?;
+    let rest = line.split("word overlap ").nth(1)?;
     rest.split_whitespace().next()?.parse().ok()
 }
 
 /// For a model trained on tool calls (forced here on the default model), the decision to
 /// call takes a second vote: the model asked apart, with only the function and the request,
-/// whether the function does what the request asks. The vote moves the decision both ways
-/// and is not asked when weighted 0.
+/// whether the function does what the request asks, with the tool's word overlap with the
+/// request beside it. The vote moves the decision both ways and is not asked when weighted 0.
 #[tokio::test]
 async fn the_vote_asked_apart_decides_with_the_naming_margin() {
     let _serial = SERIAL.lock().await;
@@ -357,6 +364,19 @@ async fn the_vote_asked_apart_decides_with_the_naming_margin() {
     assert!(d.call.is_none(), "{:?}", d.trace);
     let again = asked_apart(&d.trace).unwrap_or_else(|| panic!("no vote in {:?}", d.trace));
     assert!(again.is_finite(), "{again}");
+
+    // The tool's word overlap with the request votes too: weighted hard one way or the
+    // other (the model's answer weighted next to nothing), it decides.
+    chooser.options.verify_offset = 1.15;
+    chooser.options.verify_weight = 1e-3;
+    chooser.options.overlap_vote_weight = 1000.0;
+    let d = chooser.choose(&ask, &tools).await.unwrap();
+    let overlap = vote_overlap(&d.trace).unwrap_or_else(|| panic!("no overlap in {:?}", d.trace));
+    assert!(overlap > 0.0, "the request names the weather: {:?}", d.trace);
+    assert!(d.call.is_some(), "{:?}", d.trace);
+    chooser.options.overlap_vote_weight = -1000.0;
+    let d = chooser.choose(&ask, &tools).await.unwrap();
+    assert!(d.call.is_none(), "{:?}", d.trace);
 
     // Weighted 0, the question is not asked.
     chooser.options.verify_weight = 0.0;

@@ -443,7 +443,8 @@ fn numbers_each_once(args: &mut Value, props: &[Prop], dec: &ArgDecoder<'_>) -> 
 /// String values trimmed of what their parameter does not ask for: the common noun naming
 /// the kind of value after it ("Santa Clara county" for `county`; a capitalized word is part
 /// of the name: "Mexico City" stays), and another argument's value after a preposition
-/// ("Criminal Law Amendment Act of 2013" beside `amendment_year: 2013`).
+/// ("Criminal Law Amendment Act of 2013" beside `amendment_year: 2013`) or a number another
+/// argument holds before it ("2021 La Liga" beside `season: "2021"`).
 fn trimmed_strings(args: &mut Value, props: &[Prop]) -> Vec<String> {
     const PREPOSITIONS: [&str; 6] = ["of", "in", "for", "from", "on", "at"];
     let Value::Object(map) = args else { return Vec::new() };
@@ -469,20 +470,29 @@ fn trimmed_strings(args: &mut Value, props: &[Prop]) -> Vec<String> {
                 w.starts_with(|c: char| c.is_lowercase()) && name_words(&p.name).iter().any(|k| k.len() >= 3 && w == k)
             });
         let (keep, why) = if kind_last {
-            (words.len() - 1, "the kind of value, not part of it".to_string())
+            (0..words.len() - 1, "the kind of value, not part of it".to_string())
         } else {
             let lower = v.to_lowercase();
-            let tail = others.iter().filter(|(k, _)| k != &p.name).find_map(|(k, o)| {
+            let cut = others.iter().filter(|(k, _)| k != &p.name).find_map(|(k, o)| {
                 let n = o.split_whitespace().count();
+                // "2021 La Liga" beside `season: 2021`: a number another argument holds.
+                let number = o.chars().all(|c| c.is_ascii_digit());
+                let leads = lower.strip_prefix(o.as_str()).is_some_and(|r| r.starts_with(' '));
+                if number && words.len() > n && leads {
+                    return Some((n..words.len(), format!("\"{o}\" is the value of {k}")));
+                }
+                if words.len() < n + 2 {
+                    return None;
+                }
                 let head = lower.strip_suffix(o.as_str())?;
-                let prep = words.get(words.len().checked_sub(n + 1)?)?.to_lowercase();
-                let fits = words.len() >= n + 2 && head.ends_with(' ') && PREPOSITIONS.contains(&prep.as_str());
-                fits.then(|| (words.len() - n - 1, format!("\"{prep} {o}\" is the value of {k}")))
+                let prep = words[words.len() - n - 1].to_lowercase();
+                let fits = head.ends_with(' ') && PREPOSITIONS.contains(&prep.as_str());
+                fits.then(|| (0..words.len() - n - 1, format!("\"{prep} {o}\" is the value of {k}")))
             });
-            let Some(t) = tail else { continue };
-            t
+            let Some(c) = cut else { continue };
+            c
         };
-        let new = words[..keep].join(" ");
+        let new = words[keep].join(" ");
         notes.push(format!("{}: \"{v}\" -> \"{new}\" ({why})", p.name));
         map.insert(p.name.clone(), Value::String(new));
     }
@@ -766,6 +776,10 @@ mod tests {
         assert_eq!(trimmed_strings(&mut args, &props).len(), 1);
         assert_eq!(args["query"], "tours");
         assert_eq!(args["city"], "Dublin");
+        let props = [prop("league", Ty::String, ""), prop("season", Ty::String, "")];
+        let mut args = json!({"league": "2019 Serie A", "season": "2019"});
+        assert_eq!(trimmed_strings(&mut args, &props).len(), 1);
+        assert_eq!(args, json!({"league": "Serie A", "season": "2019"}));
     }
 
     #[test]
