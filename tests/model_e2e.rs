@@ -356,3 +356,75 @@ fn pull_with_the_index_unreachable_says_so_and_prints_the_manual_command() {
         "{err}"
     );
 }
+
+/// `stepwise eval bfcl` on BFCL items with the default model: one JSON line per item, in
+/// order (its id, the calls, the latency and, with answers, how it was judged), and the
+/// summary it prints agrees with those verdicts. Irrelevance items need no answers: no
+/// call is right.
+#[test]
+fn eval_bfcl_writes_one_line_per_item_with_its_verdict() {
+    let sb = Sandbox::new();
+    let data = stepwise_tests::workspace_root().join("runtime/model/tests/data/bfcl");
+    let questions = [
+        data.join("BFCL_v4_simple_python.json"),
+        data.join("BFCL_v4_irrelevance.json"),
+    ];
+    let out = sb.path("pred.jsonl");
+    let summary = sb
+        .run(&[
+            "eval",
+            "bfcl",
+            questions[0].to_str().unwrap(),
+            questions[1].to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ])
+        .expect_code(0)
+        .json();
+    let lines: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<String> = questions
+        .iter()
+        .flat_map(|q| {
+            std::fs::read_to_string(q)
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<Value>(l).unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(lines.iter().map(|l| l["id"].as_str().unwrap()).collect::<Vec<_>>(), ids);
+    for l in &lines {
+        assert!(l["calls"].is_array() && l["latency_ms"].is_u64(), "{l}");
+        let v = &l["verdict"];
+        assert!(v == "correct" || v.is_object() || v == "unexpected_call", "{l}");
+        // A call is judged as a call, no call as none.
+        let called = !l["calls"].as_array().unwrap().is_empty();
+        if l["id"].as_str().unwrap().starts_with("irrelevance") {
+            assert_eq!(v == "unexpected_call", called, "{l}");
+        }
+        for c in l["calls"].as_array().unwrap() {
+            assert!(c["name"].is_string() && c["arguments"].is_object(), "{l}");
+        }
+    }
+    let files = summary["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{summary:#}");
+    for (f, prefix) in files.iter().zip(["simple_python", "irrelevance"]) {
+        let mine: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["id"].as_str().unwrap().starts_with(prefix))
+            .collect();
+        let correct = mine.iter().filter(|l| l["verdict"] == "correct").count();
+        assert_eq!(f["items"], mine.len(), "{summary:#}");
+        assert_eq!(f["correct"], correct, "{summary:#}");
+    }
+}

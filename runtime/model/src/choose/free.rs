@@ -396,9 +396,11 @@ fn numbers_each_once(args: &mut Value, props: &[Prop], dec: &ArgDecoder<'_>) -> 
         .iter()
         .filter(|f| f.written == Written::Plain)
         .collect();
+    let used = |f: &values::Found| nums.iter().any(|(_, v)| same(*v, f.value));
+    // A number read two ways ("5 million": 5 and 5000000) is used when either reading is.
     let unused: Vec<&&values::Found> = written
         .iter()
-        .filter(|f| !nums.iter().any(|(_, v)| same(*v, f.value)))
+        .filter(|f| !written.iter().any(|g| g.at == f.at && used(g)))
         .collect();
     let [spare] = unused.as_slice() else { return Vec::new() };
     for (i, (_, v)) in nums.iter().enumerate() {
@@ -748,6 +750,11 @@ mod tests {
         let src3 = "Revenue of $5,000,000 with costs of $3,000,000, of which 500,000 was one-off.";
         let mut args = json!({"revenue": 5000000, "costs": 3000000, "tax_paid": 5000000});
         assert!(numbers_each_once(&mut args, &props, &dec(src3)).is_empty());
+        // The other reading of a number an argument took ("5 million": 5) is not left over.
+        let src4 = "Revenue of 5 million with costs of 3 million and tax paid of 500,000.";
+        let mut args = json!({"revenue": 5000000, "costs": 3000000, "tax_paid": 5000000});
+        assert_eq!(numbers_each_once(&mut args, &props, &dec(src4)).len(), 1);
+        assert_eq!(args["tax_paid"], 500000.0);
     }
 
     #[test]
