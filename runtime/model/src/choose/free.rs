@@ -385,7 +385,7 @@ pub fn tidy(args: &mut Value, props: &[Prop], source: &str, opts: &ArgOptions) -
 fn numbers_each_once(args: &mut Value, props: &[Prop], dec: &ArgDecoder<'_>) -> Vec<String> {
     use values::Written;
     let Value::Object(map) = args else { return Vec::new() };
-    let same = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
+    let same = same_number;
     let nums: Vec<(&Prop, f64)> = props
         .iter()
         .filter(|p| matches!(p.ty, Ty::Integer | Ty::Number))
@@ -422,14 +422,11 @@ fn numbers_each_once(args: &mut Value, props: &[Prop], dec: &ArgDecoder<'_>) -> 
             })
             .min_by_key(|(d, _)| *d);
         let Some((_, p)) = pick else { continue };
-        let new = if matches!(p.ty, Ty::Integer) {
-            if spare.value.fract() != 0.0 {
-                continue;
-            }
-            Value::from(spare.value as i64)
-        } else if let Some(n) = serde_json::Number::from_f64(spare.value) {
-            Value::Number(n)
-        } else {
+        let integer = matches!(p.ty, Ty::Integer);
+        if integer && spare.value.fract() != 0.0 {
+            continue;
+        }
+        let Some(new) = json_number(spare.value, integer) else {
             continue;
         };
         let note = format!(
@@ -627,13 +624,7 @@ fn reconcile_numbers(args: &mut Value, props: &[Prop], dec: &ArgDecoder<'_>) -> 
         let Some(w) = user_number(v, found, integer || about.contains("percent")) else {
             continue;
         };
-        let new = if integer && w.fract() == 0.0 {
-            Value::from(w as i64)
-        } else if let Some(n) = serde_json::Number::from_f64(w) {
-            Value::Number(n)
-        } else {
-            continue;
-        };
+        let Some(new) = json_number(w, integer) else { continue };
         notes.push(format!("{}: {v} -> {new} (as the request wrote it)", p.name));
         map.insert(p.name.clone(), new);
     }
@@ -675,10 +666,24 @@ fn set_named_flags(args: &mut Value, props: &[Prop], dec: &ArgDecoder<'_>) -> Ve
     notes
 }
 
+/// Whether two numbers are the same, up to floating-point rounding.
+fn same_number(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// `v` as a JSON number: an integer when `integer` and `v` is whole (`None` for NaN or
+/// infinity).
+fn json_number(v: f64, integer: bool) -> Option<Value> {
+    if integer && v.fract() == 0.0 {
+        return Some(Value::from(v as i64));
+    }
+    serde_json::Number::from_f64(v).map(Value::Number)
+}
+
 /// The number the user meant by `v`, when it differs from `v`.
 fn user_number(v: f64, found: &[values::Found], wants_percent: bool) -> Option<f64> {
     use values::Written;
-    let same = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
+    let same = same_number;
     if let Some(f) = found.iter().find(|f| same(f.value, v)) {
         // Written by the user; only the style of a percentage may be off.
         let other = match (f.written, wants_percent) {
