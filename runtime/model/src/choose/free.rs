@@ -374,6 +374,7 @@ pub fn tidy(args: &mut Value, props: &[Prop], source: &str, opts: &ArgOptions) -
     notes.extend(ends_in_request_order(args, props, source));
     notes.extend(numbers_each_once(args, props, &dec));
     notes.extend(trimmed_strings(args, props));
+    notes.extend(super::conventions::apply(args, props, source, &dec));
     notes
 }
 
@@ -640,13 +641,25 @@ fn drop_ungrounded(args: &mut Value, props: &[Prop], dec: &ArgDecoder<'_>) -> Ve
     let Value::Object(map) = args else { return notes };
     for p in props.iter().filter(|p| !p.required) {
         let Some(v) = map.get(&p.name) else { continue };
-        if dec.named_in_request(&p.name) || dec.grounded(v) {
+        if (dec.named_in_request(&p.name) || dec.grounded(v)) && !invented_digits(v, dec) {
             continue;
         }
         notes.push(format!("optional {}: {v} not from the request, dropped", p.name));
         map.remove(&p.name);
     }
     notes
+}
+
+/// Whether a string value holds a number the request never wrote ("Mission 1" where the
+/// request asks about "different missions"): made up, whatever words around it are the
+/// request's.
+fn invented_digits(v: &Value, dec: &ArgDecoder<'_>) -> bool {
+    let Value::String(s) = v else { return false };
+    // A word with a number beside it; dates and codes ("2023-04-15", "B12") are other forms.
+    s.chars().any(char::is_alphabetic)
+        && s.split_whitespace()
+            .filter_map(|w| w.trim_end_matches([',', '.']).parse::<f64>().ok())
+            .any(|x| !dec.numbers_found().iter().any(|f| same_number(f.value, x)))
 }
 
 /// Flags the request names, set (as the per-type decoder does): "the population and
@@ -667,13 +680,13 @@ fn set_named_flags(args: &mut Value, props: &[Prop], dec: &ArgDecoder<'_>) -> Ve
 }
 
 /// Whether two numbers are the same, up to floating-point rounding.
-fn same_number(a: f64, b: f64) -> bool {
+pub(super) fn same_number(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
 /// `v` as a JSON number: an integer when `integer` and `v` is whole (`None` for NaN or
 /// infinity).
-fn json_number(v: f64, integer: bool) -> Option<Value> {
+pub(super) fn json_number(v: f64, integer: bool) -> Option<Value> {
     if integer && v.fract() == 0.0 {
         return Some(Value::from(v as i64));
     }
@@ -710,7 +723,7 @@ fn user_number(v: f64, found: &[values::Found], wants_percent: bool) -> Option<f
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use serde_json::json;
 
@@ -720,7 +733,8 @@ mod tests {
         ArgDecoder::new(src, &OPTS)
     }
 
-    fn prop(name: &str, ty: Ty, description: &str) -> Prop {
+    /// A required property, for tests.
+    pub(in crate::choose) fn prop(name: &str, ty: Ty, description: &str) -> Prop {
         Prop {
             name: name.into(),
             ty,
@@ -890,6 +904,16 @@ mod tests {
         // Required arguments are never dropped; `include_owner` is named, 5 was written.
         assert_eq!(args, json!({"company": "Tesla", "include_owner": true, "days": 5}));
         assert_eq!(notes.len(), 2);
+        // A word of the request with a number it never wrote is made up; a date is not.
+        let props = vec![
+            opt("mission", Ty::String),
+            opt("date", Ty::String),
+            opt("level", Ty::String),
+        ];
+        let src = "Rewards for different missions from April 15, 2023, up to level 3.";
+        let mut args = json!({"mission": "Mission 1", "date": "2023-04-15", "level": "level 3"});
+        assert_eq!(drop_ungrounded(&mut args, &props, &dec(src)).len(), 1);
+        assert_eq!(args, json!({"date": "2023-04-15", "level": "level 3"}));
         let props = vec![opt("species", Ty::Boolean), opt("include_owner", Ty::Boolean)];
         let mut args = json!({"species": false, "include_owner": false});
         assert_eq!(

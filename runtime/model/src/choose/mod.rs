@@ -8,6 +8,7 @@
 //! the route most frameworks take with small local models, kept for comparison.
 
 pub mod args;
+pub mod conventions;
 pub mod cursor;
 pub mod free;
 pub mod lexical;

@@ -184,7 +184,8 @@ pub fn with_stated_forms(schema: &Value) -> Value {
     let is_string = m.get("type").and_then(Value::as_str) == Some("string");
     let description = m.get("description").and_then(Value::as_str).unwrap_or("");
     if is_string && !m.contains_key("enum") && !m.contains_key("pattern") {
-        if let Some(choices) = stated_choices(description) {
+        let default = m.get("default").and_then(Value::as_str);
+        if let Some(choices) = stated_choices(description).or_else(|| listed_with_default(description, default)) {
             out.insert(
                 "enum".into(),
                 Value::Array(choices.into_iter().map(Value::String).collect()),
@@ -232,6 +233,34 @@ fn place_code_form(description: &str) -> Option<String> {
             .all(|c| c.is_alphabetic() || matches!(c, ' ' | '.' | '-' | '\''));
     let code = &rest[..len];
     (name_ok && code_ok).then(|| format!("^[^,\"]+, [A-Z]{{{}}}$", code.len()))
+}
+
+/// The words a description lists in parentheses when the parameter's default is one of
+/// them: "The mode of transportation (walk, bike, transit, drive)" with default `walk`. The
+/// default among them says they are the values, not an aside ("as (latitude, longitude)").
+fn listed_with_default(description: &str, default: Option<&str>) -> Option<Vec<String>> {
+    let default = default?.trim();
+    let lower = description.to_lowercase();
+    if ["e.g", "such as", "for example", "etc"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        return None;
+    }
+    let mut rest = description;
+    while let Some(open) = rest.find('(') {
+        let after = &rest[open + 1..];
+        let close = after.find(')')?;
+        let items: Vec<String> = after[..close].split(',').map(|i| i.trim().to_string()).collect();
+        let words = items
+            .iter()
+            .all(|i| !i.is_empty() && i.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_'));
+        if items.len() >= 2 && words && items.iter().any(|i| i == default) {
+            return Some(items);
+        }
+        rest = &after[close..];
+    }
+    None
 }
 
 /// The closed list of quoted values a description offers, if it offers one.
@@ -337,6 +366,17 @@ mod tests {
             choices("Level of detail, either \"summary\" or \"full\"."),
             v(&["summary", "full"])
         );
+        let listed = |d: &str, def: &str| listed_with_default(d, Some(def));
+        assert_eq!(
+            listed("The mode of transportation (walk, bike, transit, drive).", "walk"),
+            v(&["walk", "bike", "transit", "drive"])
+        );
+        assert_eq!(
+            listed("The mode of transportation (walk, bike, transit, drive).", "car"),
+            None
+        );
+        assert_eq!(listed("The point as (latitude, longitude), in degrees.", "0"), None);
+        assert_eq!(listed("Mode (e.g. walk, bike).", "walk"), None);
         // Open lists, a single value, apostrophes: no enum.
         assert_eq!(
             choices("Options include: 'civil', 'criminal', 'small_claims', etc."),
