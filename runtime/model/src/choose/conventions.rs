@@ -322,10 +322,11 @@ fn named_choices(args: &mut Value, props: &[Prop], source: &str) -> Vec<String> 
             }
             (Ty::Array(item), Value::Array(items)) if items.len() >= 2 => {
                 let Ty::Enum(choices) = &**item else { continue };
-                // Only when the model listed every choice (a model that lists them all has not
-                // chosen; "vegan" for "vegetarian" among two is a choice), and the request
-                // names one of them outright ("court" alone does not name `court_updates`).
-                if choices.iter().any(|c| !items.contains(c)) || !items.iter().any(said_whole) {
+                // Only when the model listed every one of three or more choices (a model that
+                // lists them all has not chosen; "vegan" for "vegetarian", one of two, is a
+                // choice), and the request names one of them outright ("court" alone does not
+                // name `court_updates`).
+                if choices.len() < 3 || choices.iter().any(|c| !items.contains(c)) || !items.iter().any(said_whole) {
                     continue;
                 }
                 let kept: Vec<Value> = items.iter().filter(|i| said_in_part(i)).cloned().collect();
@@ -612,6 +613,14 @@ mod tests {
             args,
             json!({"root_type": "all", "period": "Weekly", "preferences": ["Pet-friendly", "Disabled Access"]})
         );
+        // Both of two choices: a choice ("vegetarian and gluten-free" for vegan, gluten-free).
+        let props4 = [prop(
+            "categories",
+            Ty::Array(Box::new(choices(&["vegan", "gluten-free"]))),
+            "",
+        )];
+        let mut args = json!({"categories": ["vegan", "gluten-free"]});
+        assert!(named_choices(&mut args, &props4, "Vegetarian and gluten-free foods").is_empty());
         // Not every choice listed: the model chose.
         let mut args = json!({"preferences": ["Pet-friendly", "Cafe Inside"]});
         assert!(named_choices(&mut args, &props, src).is_empty());
