@@ -158,13 +158,84 @@ pub fn tool_stems(t: &ToolDef) -> (HashSet<String>, HashSet<String>) {
     (name, rest)
 }
 
-/// Fraction of the request's content words the tool mentions (name words weigh double).
+/// Words that name a member of a kind, and the words for the kind a tool would use: "euro"
+/// is a currency, "ounces" a unit, "protein" a nutrient. A request and a tool that share
+/// only such a kind share no word ("I have 100 euro. How much is it in USD?" and
+/// `currency_conversion`), so the kind counts as half a word in common.
+const KINDS: &[(&[&str], &[&str])] = &[
+    (
+        &[
+            "dollar", "euro", "eur", "usd", "gbp", "jpy", "yen", "cad", "aud", "chf", "cny", "inr", "rupee", "yuan",
+            "peso", "franc", "sterling", "krona", "krone", "ruble", "rouble",
+        ],
+        &["currency"],
+    ),
+    (
+        &[
+            "ounce",
+            "oz",
+            "pound",
+            "lb",
+            "lbs",
+            "gram",
+            "kilogram",
+            "kg",
+            "cup",
+            "tablespoon",
+            "teaspoon",
+            "liter",
+            "litre",
+            "gallon",
+            "quart",
+            "pint",
+            "mile",
+            "kilometer",
+            "km",
+            "meter",
+            "inch",
+            "feet",
+            "foot",
+            "yard",
+            "celsius",
+            "fahrenheit",
+            "kelvin",
+        ],
+        &["unit", "measurement"],
+    ),
+    (
+        &[
+            "protein",
+            "calorie",
+            "calories",
+            "carb",
+            "carbs",
+            "carbohydrate",
+            "fat",
+            "vitamin",
+            "fiber",
+            "sugar",
+        ],
+        &["nutrition", "nutritional", "nutrient"],
+    ),
+];
+
+/// Fraction of the request's content words the tool mentions (name words weigh double, a
+/// kind of thing the word names half: see [`KINDS`]).
 pub fn overlap(request: &str, t: &ToolDef) -> f32 {
     let q: HashSet<String> = stems(request).into_iter().collect();
     if q.is_empty() {
         return 0.0;
     }
     let (name, rest) = tool_stems(t);
+    let kind_of = |w: &String| {
+        KINDS.iter().any(|(members, kinds)| {
+            members.iter().any(|m| stem(m) == *w)
+                && kinds
+                    .iter()
+                    .map(|k| stem(k))
+                    .any(|k| name.contains(&k) || rest.contains(&k))
+        })
+    };
     let hit: f32 = q
         .iter()
         .map(|w| {
@@ -172,6 +243,8 @@ pub fn overlap(request: &str, t: &ToolDef) -> f32 {
                 2.0
             } else if rest.contains(w) {
                 1.0
+            } else if kind_of(w) {
+                0.5
             } else {
                 0.0
             }
@@ -222,5 +295,21 @@ mod tests {
         let q = "What's the weather forecast in Paris?";
         assert!(overlap(q, &tools[1]) > overlap(q, &tools[0]));
         assert_eq!(shortlist(q, &tools, 1), vec![1]);
+    }
+
+    #[test]
+    fn a_word_for_a_kind_of_thing_meets_the_kind() {
+        let conv = tool("currency_conversion", "Convert an amount between two currencies");
+        let cook = tool(
+            "cooking_conversion.convert",
+            "Convert cooking measurements from one unit to another",
+        );
+        let q = "I have 100 euro. How much is it in USD?";
+        assert!(overlap(q, &conv) > 0.0);
+        assert_eq!(overlap(q, &cook), 0.0);
+        let q = "How many ounces in 2 pounds of butter?";
+        assert!(overlap(q, &cook) > 0.0);
+        // Half a word: less than the word itself.
+        assert!(overlap("euro to USD currency", &conv) > overlap("euro to USD", &conv));
     }
 }
