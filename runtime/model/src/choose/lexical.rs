@@ -161,7 +161,7 @@ pub fn tool_stems(t: &ToolDef) -> (HashSet<String>, HashSet<String>) {
 /// Words that name a member of a kind, and the words for the kind a tool would use: "euro"
 /// is a currency, "ounces" a unit, "protein" a nutrient. A request and a tool that share
 /// only such a kind share no word ("I have 100 euro. How much is it in USD?" and
-/// `currency_conversion`), so the kind counts as half a word in common.
+/// `currency_conversion`): then the kind counts as half a word in common.
 const KINDS: &[(&[&str], &[&str])] = &[
     (
         &[
@@ -219,18 +219,28 @@ const KINDS: &[(&[&str], &[&str])] = &[
     ),
 ];
 
-/// Fraction of the request's content words the tool mentions (name words weigh double, a
-/// kind of thing the word names half: see [`KINDS`]).
+/// Fraction of the request's content words the tool mentions (name words weigh double).
 pub fn overlap(request: &str, t: &ToolDef) -> f32 {
+    overlap_by(request, t, false)
+}
+
+/// The overlap that the kinds of things the request names make (see [`KINDS`]), half a
+/// word each: asked only when the request shares no word with any tool, so the words in
+/// common decide wherever there are some.
+pub fn kind_overlap(request: &str, t: &ToolDef) -> f32 {
+    overlap_by(request, t, true)
+}
+
+fn overlap_by(request: &str, t: &ToolDef, kinds: bool) -> f32 {
     let q: HashSet<String> = stems(request).into_iter().collect();
     if q.is_empty() {
         return 0.0;
     }
     let (name, rest) = tool_stems(t);
     let kind_of = |w: &String| {
-        KINDS.iter().any(|(members, kinds)| {
+        KINDS.iter().any(|(members, words)| {
             members.iter().any(|m| stem(m) == *w)
-                && kinds
+                && words
                     .iter()
                     .map(|k| stem(k))
                     .any(|k| name.contains(&k) || rest.contains(&k))
@@ -238,16 +248,17 @@ pub fn overlap(request: &str, t: &ToolDef) -> f32 {
     };
     let hit: f32 = q
         .iter()
-        .map(|w| {
-            if name.contains(w) {
-                2.0
-            } else if rest.contains(w) {
-                1.0
-            } else if kind_of(w) {
-                0.5
-            } else {
-                0.0
+        .map(|w| match (name.contains(w), rest.contains(w)) {
+            _ if kinds => {
+                if kind_of(w) {
+                    0.5
+                } else {
+                    0.0
+                }
             }
+            (true, _) => 2.0,
+            (false, true) => 1.0,
+            (false, false) => 0.0,
         })
         .sum();
     hit / q.len() as f32
@@ -305,11 +316,12 @@ mod tests {
             "Convert cooking measurements from one unit to another",
         );
         let q = "I have 100 euro. How much is it in USD?";
-        assert!(overlap(q, &conv) > 0.0);
-        assert_eq!(overlap(q, &cook), 0.0);
+        assert_eq!(overlap(q, &conv), 0.0);
+        assert!(kind_overlap(q, &conv) > 0.0);
+        assert_eq!(kind_overlap(q, &cook), 0.0);
         let q = "How many ounces in 2 pounds of butter?";
-        assert!(overlap(q, &cook) > 0.0);
+        assert!(kind_overlap(q, &cook) > 0.0);
         // Half a word: less than the word itself.
-        assert!(overlap("euro to USD currency", &conv) > overlap("euro to USD", &conv));
+        assert!(overlap("euro currency", &conv) > kind_overlap("euro currency", &conv));
     }
 }

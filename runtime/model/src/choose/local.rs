@@ -193,8 +193,16 @@ pub fn choose(s: &mut Session<'_>, req: &ChooseRequest) -> Result<Decision> {
     if tools.is_empty() {
         return Ok(Decision::none(s.take_usage(), vec!["no tools offered".into()]));
     }
-    let lexical: Vec<f32> = tools.iter().map(|t| lexical::overlap(&question, t)).collect();
-    let lex_max = lexical.iter().copied().fold(0.0, f32::max);
+    let mut lexical: Vec<f32> = tools.iter().map(|t| lexical::overlap(&question, t)).collect();
+    let mut lex_max = lexical.iter().copied().fold(0.0, f32::max);
+    if lex_max <= 0.0 {
+        // No word in common; a kind of thing in common ("euro" and a currency tool) will do.
+        lexical = tools.iter().map(|t| lexical::kind_overlap(&question, t)).collect();
+        lex_max = lexical.iter().copied().fold(0.0, f32::max);
+        if lex_max > 0.0 {
+            trace.push("no word in common with the tools; kinds of things in common".into());
+        }
+    }
     if opts.allow_none && lex_max <= 0.0 {
         // Not one content word of the request appears in any tool: nothing to call.
         trace.push(format!(
