@@ -566,7 +566,9 @@ mod tests {
             multiples_of_pi(&mut args, &props, "Plot a sine wave from 0 to 2 pi at 5 Hz.").len(),
             1
         );
-        assert_eq!(args, json!({"start_range": 0, "end_range": 6.2832, "frequency": 5}));
+        // 2 pi to four decimals (6.2832).
+        let two_pi = (std::f64::consts::TAU * 1e4).round() / 1e4;
+        assert_eq!(args, json!({"start_range": 0, "end_range": two_pi, "frequency": 5}));
         let mut args = json!({"end_range": 3});
         assert!(multiples_of_pi(&mut args, &props, "from 0 to 3π/2").is_empty());
 
