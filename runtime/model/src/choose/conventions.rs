@@ -155,34 +155,16 @@ fn prefixed_units(args: &mut Value, props: &[Prop], source: &str) -> Vec<String>
             Some((v, scaled, c.get(3)?.as_str()))
         })
         .collect();
-    let mut notes = Vec::new();
-    let Value::Object(map) = args else { return notes };
-    for p in props.iter().filter(|p| matches!(p.ty, Ty::Number | Ty::Integer)) {
-        let Some(v) = map.get(&p.name).and_then(Value::as_f64) else {
-            continue;
-        };
+    renumber(args, props, true, |p, v| {
         let desc = words(&p.description);
-        let Some((_, scaled, unit)) = found.iter().find(|(written, _, unit)| {
+        let (_, scaled, unit) = found.iter().find(|(written, _, unit)| {
             same(*written, v)
                 && BASE_UNITS
                     .iter()
                     .any(|(sym, names)| sym == unit && names.iter().any(|n| desc.iter().any(|w| w == n)))
-        }) else {
-            continue;
-        };
-        let Some(new) = number(*scaled, matches!(p.ty, Ty::Integer)) else {
-            continue;
-        };
-        if matches!(p.ty, Ty::Integer) && !new.is_i64() {
-            continue;
-        }
-        notes.push(format!(
-            "{}: {v} -> {new} (the request wrote {v} with a prefixed {unit})",
-            p.name
-        ));
-        map.insert(p.name.clone(), new);
-    }
-    notes
+        })?;
+        Some((*scaled, format!("the request wrote {v} with a prefixed {unit}")))
+    })
 }
 
 /// A height written in feet and inches ("5ft 10in", "5 feet 10 inches", `5'10"`) for a
@@ -199,26 +181,13 @@ fn feet_and_inches(args: &mut Value, props: &[Prop], source: &str) -> Vec<String
         .captures_iter(source)
         .filter_map(|c| Some((c.get(1)?.as_str().parse().ok()?, c.get(2)?.as_str().parse().ok()?)))
         .collect();
-    let mut notes = Vec::new();
-    let Value::Object(map) = args else { return notes };
-    for p in props.iter().filter(|p| matches!(p.ty, Ty::Number | Ty::Integer)) {
-        let desc = words(&p.description);
-        if !desc.iter().any(|w| w == "inches" || w == "inch") {
-            continue;
+    renumber(args, props, true, |p, v| {
+        if !words(&p.description).iter().any(|w| w == "inches" || w == "inch") {
+            return None;
         }
-        let Some(v) = map.get(&p.name).and_then(Value::as_f64) else {
-            continue;
-        };
-        let Some(&(ft, inches)) = found.iter().find(|(ft, i)| same(*ft, v) || same(*i, v)) else {
-            continue;
-        };
-        let Some(new) = number(ft * 12.0 + inches, matches!(p.ty, Ty::Integer)) else {
-            continue;
-        };
-        notes.push(format!("{}: {v} -> {new} ({ft} ft {inches} in, in inches)", p.name));
-        map.insert(p.name.clone(), new);
-    }
-    notes
+        let &(ft, inches) = found.iter().find(|(ft, i)| same(*ft, v) || same(*i, v))?;
+        Some((ft * 12.0 + inches, format!("{ft} ft {inches} in, in inches")))
+    })
 }
 
 /// A multiple of pi ("from 0 to 2 pi", "3π/2" is not taken) for a number parameter: the
@@ -233,22 +202,10 @@ fn multiples_of_pi(args: &mut Value, props: &[Prop], source: &str) -> Vec<String
         .filter(|c| c.get(0).is_some_and(|m| !m.as_str().ends_with('/')))
         .filter_map(|c| c.get(1)?.as_str().parse().ok())
         .collect();
-    let mut notes = Vec::new();
-    let Value::Object(map) = args else { return notes };
-    for p in props.iter().filter(|p| matches!(p.ty, Ty::Number)) {
-        let Some(v) = map.get(&p.name).and_then(Value::as_f64) else {
-            continue;
-        };
-        if v == 0.0 || !coefficients.iter().any(|c| same(*c, v)) {
-            continue;
-        }
-        let Some(new) = number((v * std::f64::consts::PI * 1e4).round() / 1e4, false) else {
-            continue;
-        };
-        notes.push(format!("{}: {v} -> {new} ({v} pi)", p.name));
-        map.insert(p.name.clone(), new);
-    }
-    notes
+    renumber(args, props, false, |_, v| {
+        (v != 0.0 && coefficients.iter().any(|c| same(*c, v)))
+            .then(|| ((v * std::f64::consts::PI * 1e4).round() / 1e4, format!("{v} pi")))
+    })
 }
 
 /// An hour written "11 PM" for a parameter on the 24-hour clock: the model copies 11.
@@ -262,23 +219,38 @@ fn afternoon_hours(args: &mut Value, props: &[Prop], source: &str) -> Vec<String
         .filter_map(|c| c.get(1)?.as_str().parse().ok())
         .filter(|h| (1.0..12.0).contains(h))
         .collect();
+    renumber(args, props, true, |p, v| {
+        let d = p.description.to_lowercase();
+        let clock = d.contains("24 hour") || d.contains("24-hour") || d.contains("24h");
+        (clock && hours.iter().any(|h| same(*h, v))).then(|| (v + 12.0, format!("{v} PM on the 24-hour clock")))
+    })
+}
+
+/// Each number argument (`integers` too, or only fractional ones) that `change` gives a new
+/// value, with the reason for the trace; an integer parameter takes only a whole number.
+fn renumber(
+    args: &mut Value,
+    props: &[Prop],
+    integers: bool,
+    change: impl Fn(&Prop, f64) -> Option<(f64, String)>,
+) -> Vec<String> {
     let mut notes = Vec::new();
     let Value::Object(map) = args else { return notes };
-    for p in props.iter().filter(|p| matches!(p.ty, Ty::Number | Ty::Integer)) {
-        let d = p.description.to_lowercase();
-        if !(d.contains("24 hour") || d.contains("24-hour") || d.contains("24h")) {
-            continue;
-        }
+    for p in props {
+        let integer = match p.ty {
+            Ty::Integer if integers => true,
+            Ty::Number => false,
+            _ => continue,
+        };
         let Some(v) = map.get(&p.name).and_then(Value::as_f64) else {
             continue;
         };
-        if !hours.iter().any(|h| same(*h, v)) {
+        let Some((new, why)) = change(p, v) else { continue };
+        let Some(new) = number(new, integer) else { continue };
+        if integer && !new.is_i64() {
             continue;
         }
-        let Some(new) = number(v + 12.0, matches!(p.ty, Ty::Integer)) else {
-            continue;
-        };
-        notes.push(format!("{}: {v} -> {new} ({v} PM on the 24-hour clock)", p.name));
+        notes.push(format!("{}: {v} -> {new} ({why})", p.name));
         map.insert(p.name.clone(), new);
     }
     notes
