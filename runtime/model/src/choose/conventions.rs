@@ -57,26 +57,24 @@ fn compass_signs(args: &mut Value, source: &str) -> Vec<String> {
     };
     let mut negative: Vec<f64> = Vec::new();
     let mut positive: Vec<f64> = Vec::new();
+    // Which axes the request letters: latitude (N/S), longitude (E/W).
+    let (mut lat, mut lon) = (false, false);
     for c in re.captures_iter(source) {
         let Some(v) = c.get(1).and_then(|m| m.as_str().parse::<f64>().ok()) else {
             continue;
         };
-        match c.get(2).map(|m| m.as_str().chars().next()) {
-            Some(Some('W' | 'S')) => negative.push(v),
+        let letter = c.get(2).and_then(|m| m.as_str().chars().next());
+        lat |= matches!(letter, Some('N' | 'S'));
+        lon |= matches!(letter, Some('E' | 'W'));
+        match letter {
+            Some('W' | 'S') => negative.push(v),
             _ => positive.push(v),
         }
     }
     // Only coordinates: the request writes both axes, or says it gives coordinates ("100 W"
     // alone is a power).
     let lower = source.to_lowercase();
-    let lettered = |axis: &[char]| {
-        re.captures_iter(source).any(|c| {
-            c.get(2)
-                .and_then(|m| m.as_str().chars().next())
-                .is_some_and(|l| axis.contains(&l))
-        })
-    };
-    let coordinates = (lettered(&['N', 'S']) && lettered(&['E', 'W']))
+    let coordinates = (lat && lon)
         || ["coordinate", "latitude", "longitude", "gps", "°"]
             .iter()
             .any(|w| lower.contains(w));

@@ -248,17 +248,16 @@ fn overlap_by(request: &str, t: &ToolDef, kinds: bool) -> f32 {
     };
     let hit: f32 = q
         .iter()
-        .map(|w| match (name.contains(w), rest.contains(w)) {
-            _ if kinds => {
-                if kind_of(w) {
-                    0.5
-                } else {
-                    0.0
-                }
+        .map(|w| {
+            if kinds {
+                if kind_of(w) { 0.5 } else { 0.0 }
+            } else if name.contains(w) {
+                2.0
+            } else if rest.contains(w) {
+                1.0
+            } else {
+                0.0
             }
-            (true, _) => 2.0,
-            (false, true) => 1.0,
-            (false, false) => 0.0,
         })
         .sum();
     hit / q.len() as f32
